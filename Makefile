@@ -1,0 +1,45 @@
+# hubhop: every set-up step lives here, so a fresh clone needs only `make demo` or `make test`.
+# The first run creates .venv and installs the pinned set from constraints.txt.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+# Long multi-process scenarios carry the `slow` marker; `make test` (and CI) runs them all.
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-quick lint typecheck bench lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubhop needs Python 3.11 or newer; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hubhop demo $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check daemon native tests bench
+	$(BIN)/ruff format --check daemon native tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-quick: $(STAMP)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(ARGS)
+
+# Re-pin every dependency to what is installed now (run after changing pyproject.toml).
+lock: $(STAMP)
+	$(BIN)/pip freeze --exclude-editable | grep -v '^hubhop' > constraints.txt
+
+clean:
+	rm -rf $(VENV) build *.egg-info daemon/*.egg-info native/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Thin asyncio adapters: they feed the core and carry out what it returns."""
