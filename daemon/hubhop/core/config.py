@@ -1,0 +1,383 @@
+"""A node's configuration: one TOML document, validated whole before anything starts.
+
+Rules:
+- The whole document is checked and every fault is collected, so an operator fixes them all in
+  one pass; nothing is half-applied. A fault names the source, the key and what is wrong.
+- Unknown keys are faults (a typo such as `slot = 4` must not silently fall back to a default).
+- Types are strict: TOML booleans are not numbers, strings are not numbers. An integer is
+  accepted where a float is expected.
+- Every default has its reason beside it.
+
+This module is pure: it takes the document's text; reading the file is the caller's job
+(`hubhop.io.config_file`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+ROLES = ("edge", "city", "hub")
+PROTOCOLS = ("openai", "kserve_v2")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# Names travel in headers, logs and (later) gossip records: keep them to a DNS-label-like
+# alphabet so they need no quoting anywhere.
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+# Model names are chosen by model publishers ("meta-llama/Llama-3.1-8B-Instruct"), so allow
+# the characters they use, but nothing that breaks a URL path segment or a header.
+MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+# Chip types are labels such as "nvidia-h100", "ascend-910b", "cpu".
+CHIP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+
+class ConfigError(Exception):
+    """The configuration has one or more faults; `faults` holds one line per fault."""
+
+    def __init__(self, faults: list[str]) -> None:
+        super().__init__("\n".join(faults))
+        self.faults = faults
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    name: str
+    role: str
+    region: str
+    city: str
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    listen: ListenAddress
+    # A CT series runs to hundreds of MB; bodies are streamed, so a high cap costs no memory and
+    # only stops a runaway client. 2 GiB keeps one upload below what a single study ever reaches.
+    max_body_bytes: int = 2 * GIB
+    # OpenAI-style bodies are JSON that must be parsed to learn the model, so they are read whole;
+    # 32 MiB holds a chat turn with several inline base64 images, and bounds what one request can
+    # pin in memory. Large payloads belong in KServe tensors, which stream.
+    max_json_body_bytes: int = 32 * MIB
+    # A backend on the same site answers a TCP connect in well under a millisecond; 2 s means it
+    # is down or overloaded, and the client is better told at once.
+    backend_connect_timeout_s: float = 2.0
+    # Long generations and large image reads take minutes; 600 s bounds a stuck backend without
+    # cutting off a legitimate long answer.
+    backend_timeout_s: float = 600.0
+    # Pooled keep-alive connections per backend: above any backend's slot count we ship, so the
+    # pool never becomes the queue.
+    max_connections_per_backend: int = 256
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    # In-flight requests get this long to finish after SIGTERM; 30 s covers a typical streamed
+    # answer and stays below systemd's default 90 s stop timeout.
+    drain_grace_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    # "info" logs lifecycle events and faults, not every request.
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str
+    url: str
+    protocols: tuple[str, ...]
+    models: tuple[str, ...]
+    # "cpu" when not said: the one chip every backend can honestly claim.
+    chip: str = "cpu"
+    # Concurrent requests the backend takes; 1 when not said, the safe floor for any server.
+    slots: int = 1
+    # Price per unit of work in the operator's currency; 0 when not said (free, e.g. own site).
+    price: float = 0.0
+    # Share of the backend's power that is green, 0..1; 0 when not said (claim nothing).
+    green_share: float = 0.0
+
+    def speaks(self, protocol: str) -> bool:
+        return protocol in self.protocols
+
+    def serves(self, model: str) -> bool:
+        return model in self.models
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node: NodeIdentity
+    http: HttpSettings
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    backends: tuple[BackendConfig, ...] = ()
+
+    def backends_for(self, protocol: str, model: str) -> tuple[BackendConfig, ...]:
+        return tuple(b for b in self.backends if b.speaks(protocol) and b.serves(model))
+
+    def models_for(self, protocol: str) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for backend in self.backends:
+            if backend.speaks(protocol):
+                for model in backend.models:
+                    seen.setdefault(model, None)
+        return tuple(seen)
+
+
+def parse_config(text: str, source: str) -> NodeConfig:
+    """Parse and validate a whole config document; raise ConfigError listing every fault."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: invalid TOML: {exc}"]) from None
+    faults: list[str] = []
+    config = _build(_Table(document, "", source, faults))
+    if faults or config is None:
+        raise ConfigError(faults or [f"{source}: invalid configuration"])
+    return config
+
+
+def _build(root: _Table) -> NodeConfig | None:
+    node_t = root.table("node", required=True)
+    identity = NodeIdentity(
+        name=node_t.string("name", required=True, pattern=NAME_PATTERN),
+        role=node_t.choice("role", ROLES, required=True),
+        region=node_t.string("region", default="", pattern=NAME_PATTERN, allow_empty=True),
+        city=node_t.string("city", default="", pattern=NAME_PATTERN, allow_empty=True),
+    )
+    node_t.finish()
+
+    http_t = root.table("http", required=True)
+    d = HttpSettings(listen=ListenAddress("127.0.0.1", 0))
+    http = HttpSettings(
+        listen=http_t.listen_address("listen", required=True),
+        max_body_bytes=http_t.integer("max_body_bytes", d.max_body_bytes, lo=1, hi=64 * GIB),
+        max_json_body_bytes=http_t.integer(
+            "max_json_body_bytes", d.max_json_body_bytes, lo=1 * KIB, hi=1 * GIB
+        ),
+        backend_connect_timeout_s=http_t.number(
+            "backend_connect_timeout_s", d.backend_connect_timeout_s, lo=0.001, hi=60.0
+        ),
+        backend_timeout_s=http_t.number(
+            "backend_timeout_s", d.backend_timeout_s, lo=0.01, hi=86400.0
+        ),
+        max_connections_per_backend=http_t.integer(
+            "max_connections_per_backend", d.max_connections_per_backend, lo=1, hi=65536
+        ),
+    )
+    http_t.finish()
+
+    life_t = root.table("lifecycle")
+    lifecycle = LifecycleSettings(
+        drain_grace_s=life_t.number(
+            "drain_grace_s", LifecycleSettings.drain_grace_s, lo=0.0, hi=3600.0
+        )
+    )
+    life_t.finish()
+
+    log_t = root.table("log")
+    log = LogSettings(level=log_t.choice("level", LOG_LEVELS, default=LogSettings.level))
+    log_t.finish()
+
+    backends = tuple(_backend(t) for t in root.table_array("backends"))
+    names = [b.name for b in backends]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        root.fault("backends", f"backend name {name!r} is used more than once")
+    root.finish()
+    return NodeConfig(node=identity, http=http, lifecycle=lifecycle, log=log, backends=backends)
+
+
+def _backend(t: _Table) -> BackendConfig:
+    d = BackendConfig
+    backend = BackendConfig(
+        name=t.string("name", required=True, pattern=NAME_PATTERN),
+        url=t.backend_url("url"),
+        protocols=t.choices("protocol", PROTOCOLS),
+        models=t.string_list("models", pattern=MODEL_PATTERN),
+        chip=t.string("chip", default=d.chip, pattern=CHIP_PATTERN),
+        slots=t.integer("slots", d.slots, lo=1, hi=1_000_000),
+        price=t.number("price", d.price, lo=0.0, hi=1e9),
+        green_share=t.number("green_share", d.green_share, lo=0.0, hi=1.0),
+    )
+    t.finish()
+    return backend
+
+
+class _Table:
+    """One TOML table being read: typed getters that record faults instead of raising."""
+
+    def __init__(self, data: dict[str, Any], path: str, source: str, faults: list[str]) -> None:
+        self._data = data
+        self._path = path
+        self._source = source
+        self._faults = faults
+        self._seen: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self._path}.{key}" if self._path else key
+
+    def fault(self, key: str, message: str) -> None:
+        self._faults.append(f"{self._source}: {self._key(key)}: {message}")
+
+    def _get(self, key: str, required: bool) -> Any:
+        self._seen.add(key)
+        if key not in self._data:
+            if required:
+                self.fault(key, "is required")
+            return None
+        return self._data[key]
+
+    def finish(self) -> None:
+        for key in sorted(set(self._data) - self._seen):
+            self.fault(key, "unknown key")
+
+    def table(self, key: str, required: bool = False) -> _Table:
+        value = self._get(key, required)
+        if value is not None and not isinstance(value, dict):
+            self.fault(key, f"must be a table, got {_kind(value)}")
+            value = None
+        return _Table(value or {}, self._key(key), self._source, self._faults)
+
+    def table_array(self, key: str) -> list[_Table]:
+        value = self._get(key, False)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.fault(key, f"must be an array of tables ([[{key}]]), got {_kind(value)}")
+            return []
+        return [
+            _Table(v, f"{self._key(key)}[{i}]", self._source, self._faults)
+            for i, v in enumerate(value)
+        ]
+
+    def string(
+        self,
+        key: str,
+        default: str = "",
+        *,
+        required: bool = False,
+        pattern: re.Pattern[str] | None = None,
+        allow_empty: bool = False,
+    ) -> str:
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.fault(key, f"must be a string, got {_kind(value)}")
+            return default
+        if value == "" and allow_empty:
+            return value
+        if pattern is not None and not pattern.match(value):
+            self.fault(key, f"{value!r} does not match {pattern.pattern}")
+        return value
+
+    def choice(
+        self, key: str, allowed: tuple[str, ...], default: str = "", *, required: bool = False
+    ) -> str:
+        value = self.string(key, default, required=required)
+        if value not in allowed and (value or required):
+            self.fault(key, f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def choices(self, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        """A required string or non-empty list of strings, each one of `allowed`."""
+        value = self._get(key, True)
+        if value is None:
+            return ()
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
+            self.fault(key, f"must be a string or a non-empty list of strings, got {_kind(value)}")
+            return ()
+        for item in items:
+            if item not in allowed:
+                self.fault(key, f"{item!r} is not one of {', '.join(allowed)}")
+        return tuple(dict.fromkeys(items))
+
+    def string_list(self, key: str, *, pattern: re.Pattern[str]) -> tuple[str, ...]:
+        value = self._get(key, True)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            self.fault(key, f"must be a non-empty list of strings, got {_kind(value)}")
+            return ()
+        for item in value:
+            if not pattern.match(item):
+                self.fault(key, f"{item!r} does not match {pattern.pattern}")
+        return tuple(dict.fromkeys(value))
+
+    def integer(self, key: str, default: int, *, lo: int, hi: int) -> int:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fault(key, f"must be an integer, got {_kind(value)}")
+            return default
+        if not lo <= value <= hi:
+            self.fault(key, f"{value} is out of range [{lo}, {hi}]")
+        return value
+
+    def number(self, key: str, default: float, *, lo: float, hi: float) -> float:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fault(key, f"must be a number, got {_kind(value)}")
+            return default
+        if not lo <= value <= hi:  # also rejects nan
+            self.fault(key, f"{value} is out of range [{lo}, {hi}]")
+        return float(value)
+
+    def listen_address(self, key: str, *, required: bool = False) -> ListenAddress:
+        text = self.string(key, required=required)
+        fallback = ListenAddress("127.0.0.1", 0)
+        if not text:
+            return fallback
+        host, sep, port_text = text.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            self.fault(key, f"{text!r} must be IP:PORT (e.g. 127.0.1.1:8080)")
+            return fallback
+        if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            self.fault(key, f"{text!r} needs a port in 0..65535")
+            return fallback
+        return ListenAddress(host, int(port_text))
+
+    def backend_url(self, key: str) -> str:
+        url = self.string(key, required=True)
+        if not url:
+            return url
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+        except ValueError:
+            self.fault(key, f"{url!r} has an invalid port")
+        if parts.scheme != "http" or not parts.hostname:
+            self.fault(key, f"{url!r} must be an http:// URL with a host")
+        elif parts.query or parts.fragment:
+            self.fault(key, f"{url!r} must not carry a query or fragment")
+        return url.rstrip("/")
+
+
+def _kind(value: object) -> str:
+    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array"}
+    if isinstance(value, dict):
+        return "table"
+    return names.get(type(value), type(value).__name__)
