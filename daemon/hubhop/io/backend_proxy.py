@@ -1,0 +1,165 @@
+"""Forwarding one request to a backend and streaming its answer back.
+
+Rules:
+- Bodies stream both ways. A request body is handed on chunk by chunk as it arrives (a CT series
+  of hundreds of MB is never held whole), and the answer is written to the client chunk by chunk
+  as the backend produces it, so server-sent events keep their pacing.
+- Bytes pass verbatim: the client session does not decompress, and hop-by-hop headers are
+  dropped on both legs (`hubhop.core.headers`).
+- Connections to backends are pooled keep-alive connections, bounded per backend.
+- Failures before the answer starts become JSON errors (503 backend unreachable, 504 backend too
+  slow, 502 broken answer, 413 body over the limit). Once the answer has started the status line
+  is gone, so a failure mid-stream can only cut the connection, which the client sees as a
+  truncated answer rather than a silently short one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from hubhop.core.config import BackendConfig, HttpSettings
+from hubhop.core.headers import end_to_end
+from hubhop.io.http_errors import ApiError
+
+log = logging.getLogger(__name__)
+
+# Request bodies are read and handed on in pieces of this size: big enough that a 200 MB upload
+# is a few hundred loop iterations per second of transfer, small enough to bound memory per
+# request far below the 32 MB a daemon may grow by under such an upload.
+BODY_CHUNK_BYTES = 256 * 1024
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body is over the limit of {limit} bytes")
+        self.limit = limit
+
+
+class LimitedBody:
+    """A request body streamed on in chunks, cut off once more than `limit` bytes arrive.
+
+    The client library wraps an exception raised while it sends a body in its own error type,
+    so the overflow is also recorded here (`exceeded`) for the proxy to answer 413 whatever the
+    wrapping.
+    """
+
+    def __init__(self, content: aiohttp.StreamReader, limit: int) -> None:
+        self._content = content
+        self.limit = limit
+        self.exceeded = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in self._content.iter_chunked(BODY_CHUNK_BYTES):
+            total += len(chunk)
+            if total > self.limit:
+                self.exceeded = True
+                raise BodyTooLarge(self.limit)
+            yield chunk
+
+
+class BackendPool:
+    """Pooled connections to this node's backends, and how many requests each has in flight."""
+
+    def __init__(self, settings: HttpSettings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self.in_flight: Counter[str] = Counter()
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=0,  # no global cap: the per-backend cap below is the one that means something
+            limit_per_host=self._settings.max_connections_per_backend,
+            enable_cleanup_closed=True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(
+                total=self._settings.backend_timeout_s,
+                sock_connect=self._settings.backend_connect_timeout_s,
+            ),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def forward(
+        self,
+        request: web.Request,
+        backend: BackendConfig,
+        body: bytes | LimitedBody | None,
+        extra_headers: dict[str, str],
+        route_ms: float,
+    ) -> web.StreamResponse:
+        """Send `request` (with `body`) to `backend` and stream the answer back to the client.
+
+        `route_ms`, the time spent choosing the backend, is reported in `server-timing`.
+        """
+        assert self._session is not None, "BackendPool.start() was not awaited"
+        url = backend.url + request.rel_url.raw_path_qs
+        headers = [
+            (name, value)
+            for name, value in end_to_end(
+                request.headers.items(), request.headers.getall("Connection", [])
+            )
+            if name.lower() != "x-request-id"
+        ]
+        headers.append(("x-request-id", extra_headers["x-request-id"]))
+        sent_at = time.perf_counter()
+        response: web.StreamResponse | None = None
+        self.in_flight[backend.name] += 1
+        try:
+            async with self._session.request(
+                request.method, url, data=body, headers=headers, allow_redirects=False
+            ) as upstream:
+                backend_ms = (time.perf_counter() - sent_at) * 1000.0
+                response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+                for name, value in end_to_end(
+                    upstream.headers.items(), upstream.headers.getall("Connection", [])
+                ):
+                    response.headers.add(name, value)
+                if upstream.content_length is not None:
+                    response.content_length = upstream.content_length
+                response.headers.update(extra_headers)
+                response.headers["server-timing"] = (
+                    f"route;dur={route_ms:.3f}, backend;dur={backend_ms:.3f}"
+                )
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            if response is not None and response.prepared:
+                # The client went away mid-answer; nothing is left to tell it.
+                log.debug("client %s left while %s was answering", request.remote, backend.name)
+                return response
+            raise
+        except aiohttp.ClientConnectorError as exc:
+            raise ApiError(
+                503, f"backend {backend.name} is unreachable: {exc.os_error}", "backend_unavailable"
+            ) from None
+        except TimeoutError:
+            if response is not None and response.prepared:
+                raise
+            raise ApiError(
+                504, f"backend {backend.name} did not answer in time", "timeout"
+            ) from None
+        except (BodyTooLarge, aiohttp.ClientError) as exc:
+            if isinstance(body, LimitedBody) and body.exceeded:
+                message = f"request body is over the limit of {body.limit} bytes"
+                raise ApiError(413, message, "request_too_large") from None
+            if response is not None and response.prepared:
+                raise
+            raise ApiError(502, f"backend {backend.name} failed: {exc}", "bad_gateway") from None
+        finally:
+            self.in_flight[backend.name] -= 1

@@ -1,0 +1,52 @@
+"""Errors as JSON, in the style of the API the client spoke.
+
+An OpenAI client expects `{"error": {"message", "type", "param", "code"}}`; a KServe v2 / Open
+Inference Protocol client expects `{"error": "<message>"}`. The path tells which: `/v2/...` is
+KServe, everything else is answered OpenAI-style.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+# OpenAI's error `type` per status class, as its API reports them.
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def is_kserve_path(path: str) -> bool:
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def error_response(
+    path: str,
+    status: int,
+    message: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    if is_kserve_path(path):
+        body: dict[str, object] = {"error": message}
+    else:
+        kind = _OPENAI_TYPES.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+class ApiError(Exception):
+    """Raised by a handler to answer with a JSON error in the client's style."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code

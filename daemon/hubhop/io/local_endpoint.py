@@ -1,0 +1,220 @@
+"""The local endpoint apps call: OpenAI-compatible and KServe v2 (Open Inference Protocol) REST.
+
+Rules:
+- The model comes from the request itself: the JSON `model` field (OpenAI) or the URL path
+  (KServe). A request goes to a backend of this node that speaks its protocol and serves its model.
+- OpenAI bodies are JSON and must be parsed to learn the model, so they are read whole, up to
+  `http.max_json_body_bytes`. KServe bodies (tensors, possibly hundreds of MB) are streamed to
+  the backend and never held whole, up to `http.max_body_bytes`.
+- Every answer carries `x-request-id` (the client's, or one made here) and, when proxied,
+  `x-hubhop-node` and `x-hubhop-backend` saying where it was served.
+- Every failure is a JSON error in the client's API style; the daemon keeps serving.
+- While draining, readiness answers 503 and new work is refused with 503 so a load balancer or a
+  client retries elsewhere; requests already in flight run to completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from hubhop import __version__
+from hubhop.core.config import NodeConfig
+from hubhop.core.headers import REQUEST_ID_HEADER, valid_request_id
+from hubhop.core.local_choice import pick_backend
+from hubhop.io.backend_proxy import BODY_CHUNK_BYTES, BackendPool, LimitedBody
+from hubhop.io.http_errors import ApiError, error_response
+
+log = logging.getLogger(__name__)
+
+OPENAI = "openai"
+KSERVE = "kserve_v2"
+
+
+@dataclass
+class EndpointState:
+    """What the handlers read on every request; the app swaps `config` on reload."""
+
+    config: NodeConfig
+    draining: bool = False
+
+
+STATE_KEY = web.AppKey("hubhop_state", EndpointState)
+POOL_KEY = web.AppKey("hubhop_pool", BackendPool)
+REQUEST_ID = web.RequestKey("hubhop_request_id", str)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_and_request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id, and turn every failure into a JSON error in the client's style."""
+    given = request.headers.get(REQUEST_ID_HEADER)
+    request_id = given if given is not None and valid_request_id(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    headers = {REQUEST_ID_HEADER: request_id}
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(request.path, exc.status, exc.message, exc.code, headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status)
+        message = exc.reason if exc.status != 405 else f"{request.method} is not allowed here"
+        if "Allow" in exc.headers:
+            headers["Allow"] = exc.headers["Allow"]
+        return error_response(request.path, exc.status, message, code, headers)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("request %s %s failed", request.method, request.path)
+        return error_response(request.path, 500, "internal error", "internal_error", headers)
+
+
+def _state(request: web.Request) -> EndpointState:
+    return request.app[STATE_KEY]
+
+
+def _refuse_while_draining(request: web.Request) -> None:
+    if _state(request).draining:
+        raise ApiError(503, "this node is shutting down; retry on another", "draining")
+
+
+def _served_by(request: web.Request, backend_name: str) -> dict[str, str]:
+    return {
+        REQUEST_ID_HEADER: request[REQUEST_ID],
+        "x-hubhop-node": _state(request).config.node.name,
+        "x-hubhop-backend": backend_name,
+    }
+
+
+async def _read_json_body(request: web.Request, limit: int) -> tuple[bytes, dict[str, Any]]:
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"request body is over the limit of {limit} bytes", "request_too_large")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(BODY_CHUNK_BYTES):
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(
+                413, f"request body is over the limit of {limit} bytes", "request_too_large"
+            )
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}", "invalid_json") from None
+    if not isinstance(document, dict):
+        raise ApiError(400, "request body must be a JSON object", "invalid_request")
+    return bytes(body), document
+
+
+async def openai_inference(request: web.Request) -> web.StreamResponse:
+    """POST /v1/chat/completions, /v1/completions, /v1/embeddings."""
+    started = time.perf_counter()
+    _refuse_while_draining(request)
+    config = _state(request).config
+    body, document = await _read_json_body(request, config.http.max_json_body_bytes)
+    model = document.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "the request needs a 'model' string", "missing_model")
+    pool = request.app[POOL_KEY]
+    backend = pick_backend(config.backends_for(OPENAI, model), pool.in_flight)
+    if backend is None:
+        raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
+    route_ms = (time.perf_counter() - started) * 1000.0
+    return await pool.forward(request, backend, body, _served_by(request, backend.name), route_ms)
+
+
+async def openai_models(request: web.Request) -> web.Response:
+    """GET /v1/models: every model an OpenAI-speaking backend of this node serves."""
+    config = _state(request).config
+    data = [_openai_model(config, m) for m in config.models_for(OPENAI)]
+    return web.json_response(
+        {"object": "list", "data": data}, headers={REQUEST_ID_HEADER: request[REQUEST_ID]}
+    )
+
+
+async def openai_model(request: web.Request) -> web.Response:
+    """GET /v1/models/{model}."""
+    config = _state(request).config
+    model = request.match_info["model"]
+    if model not in config.models_for(OPENAI):
+        raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
+    return web.json_response(
+        _openai_model(config, model), headers={REQUEST_ID_HEADER: request[REQUEST_ID]}
+    )
+
+
+def _openai_model(config: NodeConfig, model: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": config.node.name}
+
+
+async def kserve_live(request: web.Request) -> web.Response:
+    return web.json_response({"live": True}, headers={REQUEST_ID_HEADER: request[REQUEST_ID]})
+
+
+async def kserve_ready(request: web.Request) -> web.Response:
+    ready = not _state(request).draining
+    return web.json_response(
+        {"ready": ready},
+        status=200 if ready else 503,
+        headers={REQUEST_ID_HEADER: request[REQUEST_ID]},
+    )
+
+
+async def kserve_server_metadata(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"name": "hubhop", "version": __version__, "extensions": ["binary_tensor_data"]},
+        headers={REQUEST_ID_HEADER: request[REQUEST_ID]},
+    )
+
+
+async def kserve_model(request: web.Request) -> web.StreamResponse:
+    """Model metadata, model readiness and inference: all passed to a backend serving the model."""
+    started = time.perf_counter()
+    config = _state(request).config
+    is_infer = request.method == "POST"
+    if is_infer:
+        _refuse_while_draining(request)
+    model = request.match_info["model"]
+    pool = request.app[POOL_KEY]
+    backend = pick_backend(config.backends_for(KSERVE, model), pool.in_flight)
+    if backend is None:
+        raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
+    body = None
+    if is_infer:
+        limit = config.http.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(
+                413, f"request body is over the limit of {limit} bytes", "request_too_large"
+            )
+        body = LimitedBody(request.content, limit)
+    route_ms = (time.perf_counter() - started) * 1000.0
+    return await pool.forward(request, backend, body, _served_by(request, backend.name), route_ms)
+
+
+def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Application:
+    app = web.Application(middlewares=[errors_and_request_ids])
+    app[STATE_KEY] = state
+    app[POOL_KEY] = pool
+    app.router.add_post("/v1/chat/completions", openai_inference)
+    app.router.add_post("/v1/completions", openai_inference)
+    app.router.add_post("/v1/embeddings", openai_inference)
+    app.router.add_get("/v1/models", openai_models)
+    app.router.add_get("/v1/models/{model}", openai_model)
+    app.router.add_get("/v2", kserve_server_metadata)
+    app.router.add_get("/v2/health/live", kserve_live)
+    app.router.add_get("/v2/health/ready", kserve_ready)
+    for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+        app.router.add_get(prefix, kserve_model)
+        app.router.add_get(prefix + "/ready", kserve_model)
+        app.router.add_post(prefix + "/infer", kserve_model)
+    return app
