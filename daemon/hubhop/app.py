@@ -1,0 +1,202 @@
+"""The composition root: builds one node from its config, starts it, reloads it and drains it.
+
+Lifecycle rules:
+- start: the config was validated whole before this point (`hubhop run` exits 78 otherwise);
+  open the backend pool, bind the listener, and only then say READY=1 to systemd and print the
+  ready line, so "ready" always means "accepting requests". (Once the routing kernels exist,
+  warming them belongs here, before READY.)
+- watchdog: when systemd asks for one, WATCHDOG=1 is sent from a task on the event loop, so a
+  loop that blocks stops the pings and systemd restarts the service.
+- SIGHUP: read and validate the file again; swap it in whole, or keep the old one and log why.
+  Settings bound at start (node name, listen address, connection pool size) need a restart, so
+  a reload that changes them is refused rather than half-applied. RELOADING=1 with
+  MONOTONIC_USEC= goes out first and READY=1 after, as systemd's Type=notify-reload expects.
+- SIGTERM or SIGINT: STOPPING=1, readiness answers 503, new work is refused, the listener
+  closes, in-flight requests get up to `lifecycle.drain_grace_s` to finish, then everything
+  closes and the process exits 0. A second signal exits at once.
+- The shutdown trigger is injectable (`stop` event) so tests and embedders need no signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from hubhop.core.config import ConfigError, NodeConfig
+from hubhop.io import loop as event_loop
+from hubhop.io.backend_proxy import BackendPool
+from hubhop.io.config_file import load_config
+from hubhop.io.local_endpoint import EndpointState, build_endpoint_app
+from hubhop.io.sd_notify import SdNotifier, watchdog_loop
+
+log = logging.getLogger("hubhop")
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # journald stamps the time itself
+
+
+def restart_only_changes(old: NodeConfig, new: NodeConfig) -> list[str]:
+    """Settings a running node cannot take without a restart, that differ between old and new."""
+    changed = []
+    if old.node.name != new.node.name:
+        changed.append("node.name")
+    if old.http.listen != new.http.listen:
+        changed.append("http.listen")
+    if old.http.max_connections_per_backend != new.http.max_connections_per_backend:
+        changed.append("http.max_connections_per_backend")
+    return changed
+
+
+@dataclass
+class Node:
+    """One running hubhop node."""
+
+    config: NodeConfig
+    config_path: Path | None = None
+    notifier: SdNotifier = field(default_factory=SdNotifier.from_environ)
+    state: EndpointState = field(init=False)
+    pool: BackendPool = field(init=False)
+    _runner: web.AppRunner | None = field(default=None, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    bound_port: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.state = EndpointState(self.config)
+        self.pool = BackendPool(self.config.http)
+
+    @property
+    def url(self) -> str:
+        host = self.config.http.listen.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.bound_port}"
+
+    async def start(self) -> None:
+        await self.pool.start()
+        app = build_endpoint_app(self.state, self.pool)
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=self.config.lifecycle.drain_grace_s
+        )
+        await self._runner.setup()
+        listen = self.config.http.listen
+        site = web.TCPSite(self._runner, listen.host, listen.port, reuse_address=True)
+        await site.start()
+        self.bound_port = self._runner.addresses[0][1]
+        interval = self.notifier.watchdog_interval_s()
+        if interval is not None:
+            self._spawn(watchdog_loop(self.notifier, interval))
+        status = f"serving on {self.url}, {len(self.config.backends)} backend(s)"
+        self.notifier.ready(status)
+        log.info("node %s (%s) %s", self.config.node.name, self.config.node.role, status)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def reload(self) -> bool:
+        """Validate the config file again and swap it in; keep the old one when it is bad."""
+        if self.config_path is None:
+            log.warning("reload asked for, but this node was not started from a file")
+            return False
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config_path)
+            changed = restart_only_changes(self.config, new)
+            if changed:
+                raise ConfigError(
+                    [f"{self.config_path}: {key}: changes only with a restart" for key in changed]
+                )
+        except ConfigError as error:
+            for fault in error.faults:
+                log.error("reload refused, keeping the running config: %s", fault)
+            self.notifier.ready("reload refused; running config kept (see log)")
+            return False
+        self.config = new
+        self.state.config = new
+        logging.getLogger().setLevel(new.log.level.upper())
+        self.notifier.ready(f"reloaded; serving on {self.url}, {len(new.backends)} backend(s)")
+        log.info("reloaded %s", self.config_path)
+        return True
+
+    async def drain_and_stop(self) -> None:
+        grace = self.config.lifecycle.drain_grace_s
+        self.notifier.stopping()
+        self.state.draining = True
+        log.info("draining: in-flight requests get up to %.1f s", grace)
+        if self._runner is not None:
+            await self._runner.cleanup()  # closes the listener, waits for handlers up to grace
+            self._runner = None
+        await self.pool.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.notifier.close()
+        log.info("stopped")
+
+
+async def serve(config: NodeConfig, config_path: Path | None, stop: asyncio.Event) -> int:
+    """Run a node until `stop` is set, with SIGTERM/SIGINT/SIGHUP wired when on the main thread."""
+    node = Node(config, config_path)
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_stop_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            log.warning("second %s: exiting at once", signal.Signals(signum).name)
+            os._exit(128 + signum)
+        stop.set()
+
+    # Handlers go in before READY=1 can go out: a SIGTERM that follows readiness at once must
+    # drain, not kill the process with the default action.
+    handled: list[int] = []
+    try:
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop_signal, on_stop_signal, stop_signal)
+            handled.append(stop_signal)
+        loop.add_signal_handler(signal.SIGHUP, node.reload)
+        handled.append(signal.SIGHUP)
+    except (NotImplementedError, RuntimeError):
+        log.debug("signal handlers unavailable here; relying on the stop event")
+    try:
+        try:
+            await node.start()
+        except OSError as exc:
+            log.error("cannot listen on %s: %s", config.http.listen, exc.strerror or exc)
+            await node.pool.close()
+            return 1
+        print(f"hubhop ready {node.url} node={config.node.name}", flush=True)
+        await stop.wait()
+        await node.drain_and_stop()
+    finally:
+        for handled_signal in handled:
+            loop.remove_signal_handler(handled_signal)
+    return 0
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format=LOG_FORMAT, force=True)
+
+
+def run_node(config: NodeConfig, config_path: str | Path | None, loop_kind: str = "auto") -> int:
+    """Blocking entry point of `hubhop run`."""
+    configure_logging(config.log.level)
+    path = Path(config_path) if config_path is not None else None
+
+    async def main() -> int:
+        return await serve(config, path, asyncio.Event())
+
+    try:
+        return event_loop.run(main(), loop_kind)
+    except event_loop.LoopUnavailable as exc:
+        log.error("%s", exc)
+        return 1

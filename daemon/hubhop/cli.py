@@ -1,0 +1,109 @@
+"""`hubhop` command line: a thin layer over the library.
+
+Exit codes follow sysexits.h where one fits: 0 ok, 2 usage error (argparse), 78 EX_CONFIG for a
+configuration fault (systemd units use RestartPreventExitStatus=78 so a broken file is not
+restarted in a loop), 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hubhop import __version__
+from hubhop.core.config import ConfigError
+from hubhop.io.config_file import load_config
+from hubhop.io.loop import LOOP_KINDS
+
+EX_OK = 0
+EX_CONFIG = 78
+
+
+def _print_faults(error: ConfigError) -> None:
+    for fault in error.faults:
+        print(fault, file=sys.stderr)
+
+
+def cmd_version(ns: argparse.Namespace) -> int:
+    print(f"hubhop {__version__}")
+    return EX_OK
+
+
+def cmd_check_config(ns: argparse.Namespace) -> int:
+    try:
+        config = load_config(ns.file)
+    except ConfigError as error:
+        _print_faults(error)
+        return EX_CONFIG
+    print(
+        f"{ns.file}: ok (node {config.node.name}, role {config.node.role}, "
+        f"{len(config.backends)} backend(s), listening on {config.http.listen})"
+    )
+    return EX_OK
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    from hubhop.app import run_node
+
+    try:
+        config = load_config(ns.config)
+    except ConfigError as error:
+        _print_faults(error)
+        return EX_CONFIG
+    return run_node(config, config_path=ns.config, loop_kind=ns.loop)
+
+
+def cmd_demo_backend(ns: argparse.Namespace) -> int:
+    from hubhop.io import demo_backend
+
+    return demo_backend.run_from_cli(ns)
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    from hubhop.demo import run_demo
+
+    return run_demo(ns)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hubhop.demo import add_demo_arguments
+    from hubhop.io import demo_backend
+
+    parser = argparse.ArgumentParser(
+        prog="hubhop", description="Latency-aware routing daemon for computing-power networks."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the daemon")
+    p.add_argument("--config", required=True, metavar="FILE", help="the node's TOML config")
+    p.add_argument(
+        "--loop", choices=LOOP_KINDS, default="auto", help="event loop (auto: uvloop when present)"
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config file (exit 78 on faults)")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=cmd_version)
+
+    p = sub.add_parser("demo-backend", help="run the built-in demo inference backend")
+    demo_backend.add_arguments(p)
+    p.set_defaults(func=cmd_demo_backend)
+
+    p = sub.add_parser("demo", help="start a node and a demo backend, send real requests, stop")
+    add_demo_arguments(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    result: int = ns.func(ns)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
