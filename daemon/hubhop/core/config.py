@@ -222,8 +222,13 @@ def _backend(t: _Table) -> BackendConfig:
 class _Table:
     """One TOML table being read: typed getters that record faults instead of raising."""
 
-    def __init__(self, data: dict[str, Any], path: str, source: str, faults: list[str]) -> None:
+    def __init__(
+        self, data: dict[str, Any], path: str, source: str, faults: list[str], present: bool = True
+    ) -> None:
         self._data = data
+        # A table that is missing or of the wrong type was reported once already; its required
+        # keys are not reported again one by one.
+        self._present = present
         self._path = path
         self._source = source
         self._faults = faults
@@ -238,7 +243,7 @@ class _Table:
     def _get(self, key: str, required: bool) -> Any:
         self._seen.add(key)
         if key not in self._data:
-            if required:
+            if required and self._present:
                 self.fault(key, "is required")
             return None
         return self._data[key]
@@ -252,7 +257,8 @@ class _Table:
         if value is not None and not isinstance(value, dict):
             self.fault(key, f"must be a table, got {_kind(value)}")
             value = None
-        return _Table(value or {}, self._key(key), self._source, self._faults)
+        present = value is not None or not required
+        return _Table(value or {}, self._key(key), self._source, self._faults, present)
 
     def table_array(self, key: str) -> list[_Table]:
         value = self._get(key, False)
@@ -283,15 +289,16 @@ class _Table:
             return default
         if value == "" and allow_empty:
             return value
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             self.fault(key, f"{value!r} does not match {pattern.pattern}")
         return value
 
     def choice(
         self, key: str, allowed: tuple[str, ...], default: str = "", *, required: bool = False
     ) -> str:
+        present = key in self._data
         value = self.string(key, default, required=required)
-        if value not in allowed and (value or required):
+        if present and isinstance(self._data[key], str) and value not in allowed:
             self.fault(key, f"{value!r} is not one of {', '.join(allowed)}")
         return value
 
@@ -317,7 +324,7 @@ class _Table:
             self.fault(key, f"must be a non-empty list of strings, got {_kind(value)}")
             return ()
         for item in value:
-            if not pattern.match(item):
+            if not pattern.fullmatch(item):
                 self.fault(key, f"{item!r} does not match {pattern.pattern}")
         return tuple(dict.fromkeys(value))
 
@@ -355,7 +362,7 @@ class _Table:
         except ValueError:
             self.fault(key, f"{text!r} must be IP:PORT (e.g. 127.0.1.1:8080)")
             return fallback
-        if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        if not (sep and port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535):
             self.fault(key, f"{text!r} needs a port in 0..65535")
             return fallback
         return ListenAddress(host, int(port_text))
@@ -364,11 +371,12 @@ class _Table:
         url = self.string(key, required=True)
         if not url:
             return url
-        parts = urlsplit(url)
         try:
+            parts = urlsplit(url)
             parts.port  # noqa: B018 - urlsplit checks the port only when it is read
-        except ValueError:
-            self.fault(key, f"{url!r} has an invalid port")
+        except ValueError as exc:
+            self.fault(key, f"{url!r} is not a valid URL: {exc}")
+            return url
         if parts.scheme != "http" or not parts.hostname:
             self.fault(key, f"{url!r} must be an http:// URL with a host")
         elif parts.query or parts.fragment:
