@@ -29,7 +29,9 @@ def loop_factory(kind: str) -> Any:
         import uvloop
     except ImportError as exc:
         if kind == "uvloop":
-            raise LoopUnavailable("--loop uvloop was asked for but uvloop is not installed") from exc
+            raise LoopUnavailable(
+                "--loop uvloop was asked for but uvloop is not installed"
+            ) from exc
         return None
     return uvloop.new_event_loop
 
