@@ -154,17 +154,19 @@ async def test_kserve_health_and_model_readiness(
         assert (await response.json())["name"] == "ct-triage"
 
 
-async def test_request_id_and_trace_context_kept_hop_headers_dropped(
+async def test_headers_a_proxy_must_keep_and_must_drop(
     make_node: Any, http: aiohttp.ClientSession
 ) -> None:
-    seen: dict[str, str] = {}
+    seen: dict[str, dict[str, str]] = {}
 
     async def echo(request: web.Request) -> web.Response:
-        seen.update({k.lower(): v for k, v in request.headers.items()})
-        return web.json_response({"object": "list", "data": []}, headers={"Keep-Alive": "5"})
+        seen[request.path] = {k.lower(): v for k, v in request.headers.items()}
+        await request.read()
+        return web.json_response({"outputs": []}, headers={"Keep-Alive": "timeout=5"})
 
     app = web.Application()
     app.router.add_post("/v1/embeddings", echo)
+    app.router.add_post("/v2/models/ct-triage/infer", echo)
     runner, url = await start_app(app)
     try:
         running = await make_node()
@@ -180,16 +182,30 @@ async def test_request_id_and_trace_context_kept_hop_headers_dropped(
                 "x-secret-hop": "must not pass",
                 "Proxy-Authorization": "Basic c2VjcmV0",
             },
+            skip_auto_headers=("Accept-Encoding", "User-Agent"),
         ) as response:
             assert response.status == 200
             assert response.headers["x-request-id"] == "ct-read-0042"
             assert "keep-alive" not in {k.lower() for k in response.headers}
+        async with http.post(
+            f"{running.url}/v2/models/ct-triage/infer",
+            data=b"\0" * 5000,
+            headers={"Content-Type": "application/octet-stream"},
+        ) as response:
+            assert response.status == 200
     finally:
         await runner.cleanup()
-    assert seen["x-request-id"] == "ct-read-0042"
-    assert seen["traceparent"] == trace
-    assert "x-secret-hop" not in seen
-    assert "proxy-authorization" not in seen
+    openai_leg = seen["/v1/embeddings"]
+    assert openai_leg["x-request-id"] == "ct-read-0042"
+    assert openai_leg["traceparent"] == trace
+    assert "x-secret-hop" not in openai_leg
+    assert "proxy-authorization" not in openai_leg
+    assert "accept-encoding" not in openai_leg  # nothing the client did not send
+    assert "user-agent" not in openai_leg
+    kserve_leg = seen["/v2/models/ct-triage/infer"]
+    assert kserve_leg["content-length"] == "5000"  # a known length is not re-framed as chunked
+    assert "transfer-encoding" not in kserve_leg
+    assert kserve_leg["content-type"] == "application/octet-stream"
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 BODY_CHUNK_BYTES = 256 * 1024
 
 
+# Headers the client library would add on its own. A proxy passes what the client sent, no more:
+# an added Accept-Encoding would invite a compressed answer the client never asked for.
+CLIENT_AUTO_HEADERS = frozenset({"Accept-Encoding", "User-Agent", "Content-Type"})
+
+
 class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body is over the limit of {limit} bytes")
@@ -114,12 +119,21 @@ class BackendPool:
             if name.lower() != "x-request-id"
         ]
         headers.append(("x-request-id", extra_headers["x-request-id"]))
+        if isinstance(body, LimitedBody) and request.content_length is not None:
+            # A known length is passed on rather than re-framed as chunked: backends check
+            # tensor sizes against it before they read.
+            headers.append(("Content-Length", str(request.content_length)))
         sent_at = time.perf_counter()
         response: web.StreamResponse | None = None
         self.in_flight[backend.name] += 1
         try:
             async with self._session.request(
-                request.method, url, data=body, headers=headers, allow_redirects=False
+                request.method,
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                skip_auto_headers=CLIENT_AUTO_HEADERS,
             ) as upstream:
                 backend_ms = (time.perf_counter() - sent_at) * 1000.0
                 response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
