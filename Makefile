@@ -9,7 +9,7 @@ ARGS   ?=
 # Long multi-process scenarios carry the `slow` marker; `make test` (and CI) runs them all.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint typecheck bench lock clean
+.PHONY: demo test test-quick lint typecheck bench bench-deps lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubhop needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -34,8 +34,16 @@ test: lint typecheck
 test-quick: $(STAMP)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) bench-deps
 	$(BIN)/python -m bench $(ARGS)
+
+# Side-by-side tools from Debian. Without apt (or without root) the variants that need them are
+# skipped by the benchmark with a printed note.
+bench-deps:
+	@if command -v haproxy >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; \
+	else echo "haproxy is not installed and apt-get is not usable here: its variant will be skipped"; fi
 
 # Re-pin every dependency to what is installed now (run after changing pyproject.toml).
 lock: $(STAMP)

@@ -1,0 +1,260 @@
+"""proxy_overhead: what latency and throughput one hubhop hop adds, next to direct and HAProxy.
+
+The question: "what does putting hubhop in front of my inference server cost, compared with
+calling it directly, and compared with the HAProxy I run today?"
+
+What runs, all on loopback:
+- ONE demo backend (`hubhop demo-backend --service-ms const:0`): zero service time and an
+  effectively instant token, so what remains is HTTP and proxy cost, not inference.
+- Variant `direct`: the client calls the backend.
+- Variant `hubhop`: the client calls a `hubhop run` node (127.0.1.1) fronting that backend.
+- Variant `haproxy`: the client calls HAProxy (127.0.2.1, HTTP mode, keep-alive both sides).
+  Skipped, with a message, when HAProxy is not installed and `--install` was not given.
+- Workloads: a small chat completion, a small KServe JSON infer, a 16 MB KServe binary upload.
+
+Rules of the measurement (details in `measure.py` and `summary.py`):
+- One client process (this one) on a persistent keep-alive connection per variant; closed loop;
+  concurrency 1 for latency, concurrency 8 for throughput.
+- Variants are interleaved in rounds, with a rotated order, so noise hits all of them alike;
+  warm-up is discarded; medians, p90 and p99 are reported with the spread across rounds.
+- Every load is bounded in count and in time; traffic goes only to 127.0.0.0/8; every process
+  is started here and stopped by its PID.
+- Added latency is `variant median - direct median`; the ratio is `variant / direct`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import _haproxy, _http, _launch
+from bench._report import REPO_ROOT, load_average, machine_info, write_json
+from bench.proxy_overhead import measure, plot, summary, workloads
+from bench.proxy_overhead.plan import FULL, QUICK, Plan
+
+NAME = "proxy_overhead"
+SUMMARY = "latency and throughput one hubhop hop adds, against direct and HAProxy"
+
+BACKEND_HOST = "127.0.0.1"  # the demo backend's default loopback address
+HUBHOP_HOST = "127.0.1.1"  # each server on its own loopback address, as the design asks
+HAPROXY_HOST = "127.0.2.1"
+BACKEND_ARGS = (
+    "--host",
+    BACKEND_HOST,
+    "--models",
+    ",".join(workloads.MODELS),
+    # No service time: only the cost of the hop is left to measure.
+    "--service-ms",
+    "const:0",
+    # Far above the 8 concurrent clients, so requests never queue inside the backend.
+    "--slots",
+    "64",
+    # One token per chat answer; at a million tokens/s its decode wait is a microsecond.
+    "--token-rate",
+    "1000000",
+    # A fixed seed: the same answers (and so the same bytes on the wire) on every run.
+    "--seed",
+    "1",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run (about 10 s) instead of the full one (about 1 min)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"where to write the JSON and PNG (default: bench/results/{NAME}/)",
+    )
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="apt-get install haproxy when it is missing (otherwise that variant is skipped)",
+    )
+    parser.add_argument(
+        "--no-haproxy", action="store_true", help="skip the HAProxy variant even if installed"
+    )
+
+
+def _hubhop_config(backend_url: str) -> str:
+    models = ", ".join(f'"{m}"' for m in workloads.MODELS)
+    return (
+        '[node]\nname = "bench-hop"\nrole = "edge"\nregion = "hubei"\ncity = "wuhan"\n'
+        f'[http]\nlisten = "{HUBHOP_HOST}:0"\n'
+        # Warnings only: a benchmark must not measure the cost of writing its own log.
+        '[log]\nlevel = "warning"\n'
+        "[lifecycle]\ndrain_grace_s = 5.0\n"
+        f'[[backends]]\nname = "demo"\nurl = "{backend_url}"\n'
+        f'protocol = ["openai", "kserve_v2"]\nmodels = [{models}]\nslots = 64\n'
+    )
+
+
+def _find_or_install_haproxy(ns: argparse.Namespace) -> tuple[str | None, str]:
+    if ns.no_haproxy:
+        return None, "skipped: --no-haproxy was given"
+    binary = _haproxy.find_haproxy()
+    if binary is not None:
+        return binary, ""
+    if not ns.install:
+        return None, (
+            "skipped: haproxy is not installed. Install it (Debian: apt-get install haproxy) "
+            "or run this benchmark with --install to have it installed."
+        )
+    print("haproxy is not installed; --install given: apt-get update && apt-get install haproxy")
+    binary, message = _haproxy.install_haproxy()
+    if binary is None:
+        return None, f"skipped: installing haproxy failed: {message}"
+    return binary, ""
+
+
+def _start_haproxy(binary: str, workdir: Path, backend_url: str) -> _launch.Proc:
+    backend_host, backend_port = backend_url.removeprefix("http://").rsplit(":", 1)
+    port = _launch.free_port(HAPROXY_HOST)
+    config = _haproxy.write_config(
+        workdir, _haproxy.haproxy_config(HAPROXY_HOST, port, backend_host, int(backend_port))
+    )
+    return _launch.start_listening_process(
+        "haproxy", _haproxy.haproxy_argv(binary, config), workdir, HAPROXY_HOST, port
+    )
+
+
+def _client_loop() -> tuple[Any, str]:
+    """uvloop for the client when installed: less client cost per request, equal for all."""
+    try:
+        import uvloop
+    except ImportError:
+        return None, "asyncio"
+    return uvloop.new_event_loop, "uvloop"
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def _measure(plan: Plan, targets: list[measure.Target], backend: _launch.Proc) -> Any:
+    runner = measure.Runner(plan, targets, backend)
+    await runner.open()
+    try:
+        await runner.warm_up(_say)
+        return await runner.run(_say)
+    finally:
+        await runner.close()
+
+
+def run(ns: argparse.Namespace) -> int:
+    plan = QUICK if ns.quick else FULL
+    out_dir: Path = ns.out if ns.out is not None else REPO_ROOT / "bench" / "results" / NAME
+    started = time.monotonic()
+    machine = machine_info()
+    haproxy_binary, haproxy_note = _find_or_install_haproxy(ns)
+    if haproxy_note:
+        print(f"HAProxy variant {haproxy_note}")
+    loop_factory, loop_name = _client_loop()
+
+    procs: list[_launch.Proc] = []
+    with tempfile.TemporaryDirectory(prefix="hubhop-bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            backend = _launch.start_demo_backend(workdir, *BACKEND_ARGS)
+            procs.append(backend)
+            hop = _launch.start_hubhop_node(workdir, _hubhop_config(backend.url))
+            procs.append(hop)
+            targets = [
+                measure.Target("direct", backend.url),
+                measure.Target("hubhop", hop.url, hop),
+            ]
+            if haproxy_binary is not None:
+                haproxy = _start_haproxy(haproxy_binary, workdir, backend.url)
+                procs.append(haproxy)
+                targets.append(measure.Target("haproxy", haproxy.url, haproxy))
+            print(
+                "measuring "
+                + ", ".join(f"{t.name} ({t.url})" for t in targets)
+                + f"; {'quick' if ns.quick else 'full'} plan, client loop {loop_name}",
+                flush=True,
+            )
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                outcome = runner.run(_measure(plan, targets, backend))
+        except (_launch.LaunchError, workloads.BadAnswer, _http.HttpError, TimeoutError) as exc:
+            print(f"{NAME}: {exc}", file=sys.stderr)
+            for proc in procs:
+                print(f"--- {proc.name} log (tail) ---\n{proc.log_tail()}", file=sys.stderr)
+            return 1
+        finally:
+            for proc in reversed(procs):
+                proc.stop()
+
+    results = summary.summarize(outcome)
+    document = {
+        "benchmark": NAME,
+        "question": SUMMARY,
+        "machine": machine,
+        "parameters": {
+            "plan": "quick" if ns.quick else "full",
+            **plan.as_dict(),
+            "backend_args": list(BACKEND_ARGS),
+            "client": f"bench._http keep-alive HTTP/1.1 on {loop_name}",
+            "hubhop_config": _hubhop_config("http://BACKEND"),
+            "haproxy_version": (
+                _haproxy.haproxy_version(haproxy_binary) if haproxy_binary else None
+            ),
+            "workloads": {w.name: w.title for w in workloads.WORKLOADS},
+        },
+        "variants": {t.name: t.url for t in targets},
+        "skipped": {"haproxy": haproxy_note} if haproxy_note else {},
+        "run": {
+            "rounds_done": outcome.rounds_done,
+            "upload_rounds_done": outcome.upload_rounds_done,
+            "stopped_by_budget": outcome.stopped_by_budget,
+            "measuring_s": round(outcome.seconds, 1),
+            "total_s": round(time.monotonic() - started, 1),
+            "reconnects": outcome.reconnects,
+            "load_average_at_end": load_average(),
+        },
+        "results": results,
+    }
+    json_path = out_dir / f"{NAME}.json"
+    write_json(json_path, document)
+    # The raw concurrency-1 timings (ns), for anyone who wants to redo the statistics.
+    raw: dict[str, Any] = {
+        f"{w}__{v}__c1_ns": np.concatenate(s.c1_rounds)
+        for w, by_variant in outcome.samples.items()
+        for v, s in by_variant.items()
+        if s.c1_rounds
+    }
+    np.savez_compressed(out_dir / f"{NAME}_samples.npz", **raw)
+    title = (
+        f"{NAME}: {machine['cpu_model']}, {machine['cores']} cores, Python {machine['python']}, "
+        f"{machine['date']}, commit {(machine['git_commit'] or 'none')[:10]}"
+    )
+    skipped_plot = plot.plot(results, title, out_dir / f"{NAME}.png")
+
+    print()
+    print(summary.tables(results, plan.concurrency))
+    print()
+    if outcome.stopped_by_budget:
+        print(f"note: the {plan.budget_s:.0f} s budget ran out after {outcome.rounds_done} rounds")
+    truncated = sum(e["truncated_blocks"] for by_v in results.values() for e in by_v.values())
+    if truncated:
+        print(f"note: {truncated} block(s) hit the per-block time cap and were cut short")
+    if haproxy_note:
+        print(f"note: HAProxy variant {haproxy_note}")
+    print(f"wrote {json_path}")
+    if skipped_plot:
+        print(f"plot skipped: {skipped_plot}")
+    else:
+        print(f"wrote {out_dir / f'{NAME}.png'}")
+    print(f"total {time.monotonic() - started:.1f} s")
+    return 0
