@@ -1,101 +1,24 @@
 """Starting hubhop processes for tests: real processes on loopback, stopped by their PID.
 
-Every wait is bounded; a process that is not ready in time is killed and the test fails with
-the tail of its log.
+The launching itself is the benchmarks' (`bench._launch`): one implementation of "start, wait
+for the ready line within a bound, stop by PID" for both. This module adds what only tests need.
 """
 
 from __future__ import annotations
 
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
-# A cold start imports aiohttp and numpy; on a loaded 2-core CI box that can take seconds.
-READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
+from bench._launch import Proc, run_hubhop_node, start_demo_backend
+
+__all__ = ["Proc", "node_config", "reset_peak_rss", "spawn_demo_backend", "spawn_node", "vm_kib"]
 
 
-@dataclass
-class Running:
-    process: subprocess.Popen[bytes]
-    url: str
-    log_path: Path
-    lines: queue.Queue[str] = field(default_factory=queue.Queue)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self, timeout: float = STOP_TIMEOUT_S) -> int:
-        return self.process.wait(timeout)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait(STOP_TIMEOUT_S)
+def spawn_demo_backend(tmp_path: Path, *extra: str) -> Proc:
+    return start_demo_backend(tmp_path, *extra)
 
 
-def _pump(stream: object, lines: queue.Queue[str]) -> None:
-    for raw in stream:  # type: ignore[attr-defined]
-        lines.put(raw.decode(errors="replace").rstrip("\n"))
-
-
-def spawn_hubhop(
-    args: list[str], ready_prefix: str, log_path: Path, env: dict[str, str] | None = None
-) -> Running:
-    """Run `python -m hubhop ARGS` and wait for its ready line (`<prefix> URL ...`)."""
-    full_env = dict(os.environ)
-    full_env.pop("NOTIFY_SOCKET", None)
-    full_env.update(env or {})
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "hubhop", *args],
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            env=full_env,
-        )
-    running = Running(process, "", log_path)
-    threading.Thread(target=_pump, args=(process.stdout, running.lines), daemon=True).start()
-    try:
-        while True:
-            line = running.lines.get(timeout=READY_TIMEOUT_S)
-            if line.startswith(ready_prefix):
-                running.url = line.split()[2]
-                return running
-    except queue.Empty:
-        process.kill()
-        process.wait(STOP_TIMEOUT_S)
-        raise AssertionError(f"{args[0]} was not ready in time:\n{log_path.read_text()}") from None
-
-
-def spawn_demo_backend(tmp_path: Path, *extra: str, name: str = "backend") -> Running:
-    return spawn_hubhop(
-        ["demo-backend", "--port", "0", *extra], "demo-backend ready", tmp_path / f"{name}.log"
-    )
-
-
-def spawn_node(config_path: Path, env: dict[str, str] | None = None) -> Running:
-    return spawn_hubhop(
-        ["run", "--config", str(config_path)],
-        "hubhop ready",
-        config_path.with_suffix(".log"),
-        env,
-    )
+def spawn_node(config_path: Path, env: dict[str, str] | None = None) -> Proc:
+    return run_hubhop_node(config_path, env)
 
 
 def node_config(

@@ -21,7 +21,7 @@ import pytest
 
 from hubhop.core.kserve_binary import binary_infer_header, binary_infer_headers
 from tests.procs import (
-    Running,
+    Proc,
     node_config,
     reset_peak_rss,
     spawn_demo_backend,
@@ -68,7 +68,7 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
 
 
 @pytest.fixture
-def backend(tmp_path: Path) -> Iterator[Running]:
+def backend(tmp_path: Path) -> Iterator[Proc]:
     running = spawn_demo_backend(
         tmp_path, "--models", "demo-llm,ct-triage", "--service-ms", "const:5", "--token-rate", "20"
     )
@@ -93,7 +93,7 @@ def get_json(url: str) -> tuple[int, dict[str, object]]:
         return exc.code, json.loads(exc.read())
 
 
-def served_models(node: Running) -> list[str]:
+def served_models(node: Proc) -> list[str]:
     status, body = get_json(f"{node.url}/v1/models")
     assert status == 200
     return [m["id"] for m in body["data"]]  # type: ignore[index, union-attr]
@@ -101,7 +101,7 @@ def served_models(node: Running) -> list[str]:
 
 @pytest.mark.slow
 async def test_200_mb_upload_streams_through_in_bounded_memory(
-    tmp_path: Path, backend: Running
+    tmp_path: Path, backend: Proc
 ) -> None:
     node = spawn_node(write_config(tmp_path, node_config(backend.url)))
     try:
@@ -139,7 +139,7 @@ async def test_200_mb_upload_streams_through_in_bounded_memory(
 
 @pytest.mark.slow
 def test_systemd_notify_ready_watchdog_reload_stopping(
-    tmp_path: Path, backend: Running, notify: NotifySocket
+    tmp_path: Path, backend: Proc, notify: NotifySocket
 ) -> None:
     node = spawn_node(
         write_config(tmp_path, node_config(backend.url)),
@@ -150,21 +150,21 @@ def test_systemd_notify_ready_watchdog_reload_stopping(
         assert "STATUS=" in ready
         notify.wait_for("WATCHDOG=1")
         notify.wait_for("WATCHDOG=1")  # keeps pinging from the loop, at half of WATCHDOG_USEC
-        node.signal(signal.SIGHUP)
+        node.process.send_signal(signal.SIGHUP)
         reloading = notify.wait_for("RELOADING=1")
         assert "MONOTONIC_USEC=" in reloading
         usec = int(reloading.split("MONOTONIC_USEC=")[1].split()[0])
         assert abs(usec - time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000) < 60_000_000
         notify.wait_for("READY=1")
-        node.signal(signal.SIGTERM)
+        node.process.send_signal(signal.SIGTERM)
         notify.wait_for("STOPPING=1")
-        assert node.wait() == 0
+        assert node.process.wait(30) == 0
     finally:
         node.stop()
 
 
 @pytest.mark.slow
-async def test_request_in_flight_at_sigterm_completes(tmp_path: Path, backend: Running) -> None:
+async def test_request_in_flight_at_sigterm_completes(tmp_path: Path, backend: Proc) -> None:
     node = spawn_node(write_config(tmp_path, node_config(backend.url, drain_grace_s=20)))
     try:
         body = {"model": "demo-llm", "stream": True, "max_tokens": 20,
@@ -181,12 +181,12 @@ async def test_request_in_flight_at_sigterm_completes(tmp_path: Path, backend: R
                 if line.startswith("data: "):
                     events.append(line[6:])
                     if len(events) == 1:  # the answer has started: now stop the daemon
-                        node.signal(signal.SIGTERM)
+                        node.process.send_signal(signal.SIGTERM)
         assert events[-1] == "[DONE]"
         tokens = [json.loads(e)["choices"][0]["delta"].get("content") for e in events[:-1]]
         assert len([t for t in tokens if t]) == 20
-        assert node.wait() == 0
-        assert "draining" in node.log()
+        assert node.process.wait(30) == 0
+        assert "draining" in node.log_tail()
         with pytest.raises(OSError):  # the listener is closed: new work goes elsewhere
             socket.create_connection(("127.0.1.1", int(node.url.rsplit(":", 1)[1])), timeout=5)
     finally:
@@ -195,7 +195,7 @@ async def test_request_in_flight_at_sigterm_completes(tmp_path: Path, backend: R
 
 @pytest.mark.slow
 def test_sighup_with_broken_file_keeps_old_config_and_good_file_swaps(
-    tmp_path: Path, backend: Running, notify: NotifySocket
+    tmp_path: Path, backend: Proc, notify: NotifySocket
 ) -> None:
     config = write_config(tmp_path, node_config(backend.url, models=("demo-llm",)))
     node = spawn_node(config, env={"NOTIFY_SOCKET": str(notify.path)})
@@ -204,15 +204,15 @@ def test_sighup_with_broken_file_keeps_old_config_and_good_file_swaps(
         assert served_models(node) == ["demo-llm"]
 
         config.write_text(node_config(backend.url) + "slot = 4\n[[broken")
-        node.signal(signal.SIGHUP)
+        node.process.send_signal(signal.SIGHUP)
         notify.wait_for("RELOADING=1")
         assert "kept" in notify.wait_for("READY=1")
         assert served_models(node) == ["demo-llm"]
-        assert "reload refused" in node.log()
-        assert "invalid TOML" in node.log()
+        assert "reload refused" in node.log_tail()
+        assert "invalid TOML" in node.log_tail()
 
         config.write_text(node_config(backend.url, models=("demo-llm", "ct-triage")))
-        node.signal(signal.SIGHUP)
+        node.process.send_signal(signal.SIGHUP)
         notify.wait_for("RELOADING=1")
         assert "reloaded" in notify.wait_for("READY=1")
         assert served_models(node) == ["demo-llm", "ct-triage"]
@@ -222,7 +222,7 @@ def test_sighup_with_broken_file_keeps_old_config_and_good_file_swaps(
 
 
 async def test_second_sigterm_exits_at_once(
-    tmp_path: Path, backend: Running, notify: NotifySocket
+    tmp_path: Path, backend: Proc, notify: NotifySocket
 ) -> None:
     node = spawn_node(
         write_config(tmp_path, node_config(backend.url, drain_grace_s=60)),
@@ -238,15 +238,15 @@ async def test_second_sigterm_exits_at_once(
         ):
             assert response.status == 200
             await response.content.readline()  # a long answer is under way: the drain must wait
-            node.signal(signal.SIGTERM)
+            node.process.send_signal(signal.SIGTERM)
             notify.wait_for("STOPPING=1")
-            node.signal(signal.SIGTERM)
-            assert node.wait(timeout=10) == 128 + signal.SIGTERM
+            node.process.send_signal(signal.SIGTERM)
+            assert node.process.wait(10) == 128 + signal.SIGTERM
     finally:
         node.stop()
 
 
-def test_listen_address_in_use_is_a_clear_error(tmp_path: Path, backend: Running) -> None:
+def test_listen_address_in_use_is_a_clear_error(tmp_path: Path, backend: Proc) -> None:
     holder = socket.socket()
     holder.bind(("127.0.1.1", 0))
     holder.listen()
