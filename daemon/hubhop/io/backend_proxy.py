@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from hubhop.core.config import BackendConfig, HttpSettings
 from hubhop.core.headers import end_to_end
@@ -38,6 +39,12 @@ BODY_CHUNK_BYTES = 256 * 1024
 # Headers the client library would add on its own. A proxy passes what the client sent, no more:
 # an added Accept-Encoding would invite a compressed answer the client never asked for.
 CLIENT_AUTO_HEADERS = frozenset({"Accept-Encoding", "User-Agent", "Content-Type"})
+
+
+# Answers of known length up to this size are read whole and written back in one go (one
+# segment to the client instead of a header write and a body write); anything longer, or of
+# unknown length such as server-sent events, streams chunk by chunk.
+SMALL_ANSWER_BYTES = 64 * 1024
 
 
 class BodyTooLarge(Exception):
@@ -136,17 +143,28 @@ class BackendPool:
                 skip_auto_headers=CLIENT_AUTO_HEADERS,
             ) as upstream:
                 backend_ms = (time.perf_counter() - sent_at) * 1000.0
-                response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-                for name, value in end_to_end(
-                    upstream.headers.items(), upstream.headers.getall("Connection", [])
-                ):
-                    response.headers.add(name, value)
-                if upstream.content_length is not None:
-                    response.content_length = upstream.content_length
-                response.headers.update(extra_headers)
-                response.headers["server-timing"] = (
+                headers_out = CIMultiDict(
+                    end_to_end(upstream.headers.items(), upstream.headers.getall("Connection", []))
+                )
+                headers_out.update(extra_headers)
+                headers_out["server-timing"] = (
                     f"route;dur={route_ms:.3f}, backend;dur={backend_ms:.3f}"
                 )
+                length = upstream.content_length
+                if length is not None and length <= SMALL_ANSWER_BYTES:
+                    # Read whole and answered in one write: headers and body in one segment.
+                    body_bytes = await upstream.read()
+                    return web.Response(
+                        status=upstream.status,
+                        reason=upstream.reason,
+                        body=body_bytes,
+                        headers=headers_out,
+                    )
+                response = web.StreamResponse(
+                    status=upstream.status, reason=upstream.reason, headers=headers_out
+                )
+                if length is not None:
+                    response.content_length = length
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
