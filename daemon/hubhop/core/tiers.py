@@ -1,0 +1,33 @@
+"""Latency tiers and lanes: the words a request uses to say how far and how urgent.
+
+Tier bounds are ONE-WAY network latency from the entry node to the serving node, in ms. The
+published targets of the network this is built for (1 ms inside a city, 5 ms across the
+province, 7 ms to the key cities of the region, 10 ms to the national hubs) are one-way figures;
+a daemon estimates one-way latency as half the measured round trip.
+"""
+
+from __future__ import annotations
+
+import math
+
+TIER_BOUNDS_MS: dict[str, float] = {
+    "city": 1.0,
+    "province": 5.0,
+    "region": 7.0,
+    "national": 10.0,
+    "any": math.inf,
+}
+TIERS: tuple[str, ...] = tuple(TIER_BOUNDS_MS)
+
+# Lanes in priority order: emergency work jumps every queue, batch waits behind everything.
+LANES: tuple[str, ...] = ("emergency", "standard", "batch")
+
+
+def tier_bound_ms(tier: str) -> float:
+    """The one-way bound of a named tier; KeyError for an unknown name."""
+    return TIER_BOUNDS_MS[tier]
+
+
+def lane_index(lane: str) -> int:
+    """0 for emergency, 1 standard, 2 batch; ValueError for an unknown name."""
+    return LANES.index(lane)
