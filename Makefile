@@ -9,7 +9,7 @@ ARGS   ?=
 # Long multi-process scenarios carry the `slow` marker; `make test` (and CI) runs them all.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint typecheck bench bench-deps lock clean
+.PHONY: demo test test-nojit test-quick lint typecheck bench bench-deps lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubhop needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -30,6 +30,12 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-nojit
+
+# The kernels' tests again with numba's JIT off: the kernels then run as plain Python, so the
+# same property tests check the Python semantics the JIT compiles from.
+test-nojit: $(STAMP)
+	NUMBA_DISABLE_JIT=1 $(BIN)/pytest -q tests/native $(PYTEST_ARGS)
 
 test-quick: $(STAMP)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)

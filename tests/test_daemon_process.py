@@ -264,3 +264,28 @@ def test_listen_address_in_use_is_a_clear_error(tmp_path: Path, backend: Proc) -
     assert result.returncode == 1
     assert f"cannot listen on 127.0.1.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_kernels_are_warm_before_ready_and_cached_where_configured(
+    tmp_path: Path, backend: Proc, notify: NotifySocket
+) -> None:
+    cache = tmp_path / "kernel-cache"
+    text = node_config(backend.url) + f'[kernels]\ncache_dir = "{cache}"\n'
+    config = write_config(tmp_path, text)
+    snapshots = []
+    for _ in ("cold start", "warm start"):
+        node = spawn_node(config, env={"NOTIFY_SOCKET": str(notify.path)})
+        try:
+            notify.wait_for("READY=1")
+            log = node.log_tail()
+            assert "routing kernels ready (numba)" in log
+            assert log.index("routing kernels ready") < log.index("serving on")
+        finally:
+            assert node.stop() == 0
+        snapshots.append({p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()})
+    cold, warm = snapshots
+    # numba's cache for both kernel modules is where the config said ...
+    assert {"scoring", "paths"} <= {p.name.split(".")[0] for p in cold if p.suffix == ".nbi"}
+    # ... and the second start loaded it: nothing was compiled or written again.
+    assert warm == cold

@@ -2,9 +2,9 @@
 
 Lifecycle rules:
 - start: the config was validated whole before this point (`hubhop run` exits 78 otherwise);
-  open the backend pool, bind the listener, and only then say READY=1 to systemd and print the
-  ready line, so "ready" always means "accepting requests". (Once the routing kernels exist,
-  warming them belongs here, before READY.)
+  open the backend pool, bind the listener, compile or load the routing kernels, and only then
+  say READY=1 to systemd and print the ready line, so "ready" always means "accepting requests
+  without a first-request compile".
 - watchdog: when systemd asks for one, WATCHDOG=1 is sent from a task on the event loop, so a
   loop that blocks stops the pings and systemd restarts the service.
 - SIGHUP: read and validate the file again; swap it in whole, or keep the old one and log why.
@@ -52,6 +52,8 @@ def restart_only_changes(old: NodeConfig, new: NodeConfig) -> list[str]:
         changed.append("http.listen")
     if old.http.max_connections_per_backend != new.http.max_connections_per_backend:
         changed.append("http.max_connections_per_backend")
+    if old.kernels != new.kernels:
+        changed.append("kernels.cache_dir")
     return changed
 
 
@@ -89,12 +91,20 @@ class Node:
         site = web.TCPSite(self._runner, listen.host, listen.port, reuse_address=True)
         await site.start()
         self.bound_port = self._runner.addresses[0][1]
+        self.warm_kernels()
         interval = self.notifier.watchdog_interval_s()
         if interval is not None:
             self._spawn(watchdog_loop(self.notifier, interval))
         status = f"serving on {self.url}, {len(self.config.backends)} backend(s)"
         self.notifier.ready(status)
         log.info("node %s (%s) %s", self.config.node.name, self.config.node.role, status)
+
+    def warm_kernels(self) -> None:
+        """Compile or load the routing kernels now, so no request pays for it."""
+        from hubhop.scoring import kernels
+
+        seconds = kernels.warm_up()
+        log.info("routing kernels ready (%s) in %.2f s", kernels.IMPLEMENTATION, seconds)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -190,6 +200,9 @@ def configure_logging(level: str) -> None:
 def run_node(config: NodeConfig, config_path: str | Path | None, loop_kind: str = "auto") -> int:
     """Blocking entry point of `hubhop run`."""
     configure_logging(config.log.level)
+    if config.kernels.cache_dir:
+        # numba reads this once, when it is first imported: before the kernels are.
+        os.environ["NUMBA_CACHE_DIR"] = config.kernels.cache_dir
     path = Path(config_path) if config_path is not None else None
 
     async def main() -> int:

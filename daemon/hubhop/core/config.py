@@ -93,6 +93,14 @@ class LifecycleSettings:
 
 
 @dataclass(frozen=True)
+class KernelSettings:
+    # Where numba keeps compiled kernels between starts. Empty: numba's own choice (beside the
+    # package, or a per-user cache when that is read-only). A system install under systemd sets
+    # it to the unit's CacheDirectory so a warm start loads instead of compiling.
+    cache_dir: str = ""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     # "info" logs lifecycle events and faults, not every request.
     level: str = "info"
@@ -126,6 +134,7 @@ class NodeConfig:
     http: HttpSettings
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    kernels: KernelSettings = field(default_factory=KernelSettings)
     backends: tuple[BackendConfig, ...] = ()
 
     def backends_for(self, protocol: str, model: str) -> tuple[BackendConfig, ...]:
@@ -195,12 +204,21 @@ def _build(root: _Table) -> NodeConfig | None:
     log = LogSettings(level=log_t.choice("level", LOG_LEVELS, default=LogSettings.level))
     log_t.finish()
 
+    kernels_t = root.table("kernels")
+    cache_dir = kernels_t.string("cache_dir", KernelSettings.cache_dir)
+    if cache_dir and not cache_dir.startswith("/"):
+        kernels_t.fault("cache_dir", f"{cache_dir!r} must be an absolute path")
+    kernels = KernelSettings(cache_dir=cache_dir)
+    kernels_t.finish()
+
     backends = tuple(_backend(t) for t in root.table_array("backends"))
     names = [b.name for b in backends]
     for name in sorted({n for n in names if names.count(n) > 1}):
         root.fault("backends", f"backend name {name!r} is used more than once")
     root.finish()
-    return NodeConfig(node=identity, http=http, lifecycle=lifecycle, log=log, backends=backends)
+    return NodeConfig(
+        node=identity, http=http, lifecycle=lifecycle, log=log, kernels=kernels, backends=backends
+    )
 
 
 def _backend(t: _Table) -> BackendConfig:
