@@ -16,6 +16,7 @@ from types import ModuleType
 # name -> module; append new benchmarks here.
 BENCHMARKS: dict[str, str] = {
     "proxy_overhead": "bench.proxy_overhead",
+    "kernels": "bench.kernels",
 }
 
 
