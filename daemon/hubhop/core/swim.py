@@ -1,0 +1,891 @@
+"""SWIM membership with Lifeguard, sans-IO: bytes, `now` and `rng` in; bytes, timers, events out.
+
+Rules:
+- Failure detection: one member is probed per probe interval, in a shuffled round-robin. A ping
+  carries a seq; without an ack within the probe timeout, `indirect_checks` other members are
+  asked to ping the target (ping-req) and relay its ack, or send a nack when they get none
+  (Lifeguard). No ack by the end of the interval: the target is suspected (SUSPECT broadcast).
+- A suspicion becomes DEAD when its timer (suspicion.py, shrinking with independent
+  confirmations) fires. A member that hears itself suspected or declared dead refutes: it raises
+  its incarnation and broadcasts ALIVE. Which news wins is decided by members.py.
+- Local health (awareness.py) stretches our own probe timeout and interval when we are the slow
+  one.
+- Dissemination: state changes and records ride the broadcast queue (broadcasts.py), piggybacked
+  on every datagram sent and pushed on gossip ticks to `gossip_fanout` random members (members
+  dead for less than `gossip_to_dead_s` included: a wrongly declared member must hear it to
+  refute). Every datagram stays under `max_datagram_bytes` after sealing.
+- Anti-entropy and join: push-pull over a stream. The request carries all member states, the
+  requester's record digest and its own record (the only record it knows the other side cannot
+  have newer); the reply carries the replier's states and digest and the records newer than the
+  requester's digest; the requester then sends, as a one-way second stream, the records the
+  replier lacks. Remote states merge with the same incarnation rules (a remote "dead" only makes
+  us suspect, as in memberlist). Every push-pull interval one random live member is chosen, and
+  one random failed (not left) member too, so that partitions heal (Serf's reconnect).
+- Records: `update_record` raises our own version; a received record newer than held (the store
+  decides) is stored, re-gossiped and announced with RecordChanged. Records too big for a
+  datagram travel only by push-pull. Versions start at the channel epoch (it grows across
+  restarts); should someone still hold our record at a version above ours, we jump past it.
+- Dead and left members are reaped after `reap_after_s`. Leaving: LEFT broadcast, no more probing.
+- Every receive path opens the secure channel first (a Dropped datagram is counted and
+  ignored), then decodes strictly (swim_messages.py). Nothing a peer sends raises.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from hubhop.core import swim_messages as wire
+from hubhop.core.awareness import Awareness
+from hubhop.core.broadcasts import BroadcastQueue, retransmit_limit
+from hubhop.core.members import (
+    Address,
+    Member,
+    MemberState,
+    MemberView,
+    alive_overrides,
+    dead_overrides,
+    suspect_overrides,
+)
+from hubhop.core.secure_channel import MAX_DATAGRAM_BYTES, MAX_STREAM_BYTES, Dropped, SecureChannel
+from hubhop.core.suspicion import Suspicion, suspicion_min_timeout
+
+__all__ = [
+    "GossipEvent",
+    "GossipNode",
+    "GossipSettings",
+    "MemberAlive",
+    "MemberDead",
+    "MemberJoined",
+    "MemberLeft",
+    "MemberReaped",
+    "MemberState",
+    "MemberSuspect",
+    "MemberView",
+    "RecordChanged",
+    "RecordStore",
+]
+
+
+class RecordStore(Protocol):
+    """Where gossiped records live (Part C's CapacityTable implements it)."""
+
+    def offer(self, name: str, version: int, payload: bytes) -> bool: ...  # True: newer, stored
+    def get(self, name: str) -> tuple[int, bytes] | None: ...
+    def digest(self) -> dict[str, int]: ...  # name -> version held
+    def forget(self, name: str) -> None: ...  # member reaped
+
+
+@dataclass(frozen=True)
+class GossipSettings:
+    # Tuned to beat Serf's LAN profile (1 s probe interval, 0.5 s timeout, 0.2 s gossip) on
+    # detection and dissemination time while staying cheap: one probe per node per 0.5 s.
+    probe_interval_s: float = 0.5
+    # A LAN or a province-wide network answers a ping in a few ms; 200 ms leaves room for a busy
+    # peer and for the indirect round within the same interval.
+    probe_timeout_s: float = 0.2
+    # Helpers asked to ping a silent target (memberlist's default): three independent paths make
+    # a false suspicion from one bad link unlikely.
+    indirect_checks: int = 3
+    # Suspicion lasts at least mult * log10(n) probe intervals (memberlist LAN uses 4 with a 1 s
+    # interval; 3 with 0.5 s is 1.5 s at 10 nodes, 4.5 s at 1,000).
+    suspicion_mult: float = 3.0
+    # Without confirmations a suspicion lasts up to 6x the minimum (memberlist's default), giving
+    # a slow but alive node time to refute; confirmations shrink it toward the minimum.
+    suspicion_max_timeout_mult: float = 6.0
+    # Each broadcast is sent mult * ceil(log10(n + 1)) times (memberlist LAN): 4 gives a
+    # negligible chance of any node missing it in clusters up to 10,000.
+    retransmit_mult: int = 4
+    # Gossip ticks twice as often as Serf's (0.2 s): news spreads in ~log(n) ticks, and a tick
+    # with an empty queue sends nothing.
+    gossip_interval_s: float = 0.1
+    # Members gossiped to per tick (memberlist LAN): spreads in log_3(n) rounds.
+    gossip_fanout: int = 3
+    # Full-state anti-entropy period (memberlist LAN: 30 s); scaled up above 32 members so the
+    # cluster-wide stream load stays flat.
+    push_pull_interval_s: float = 15.0
+    # How long a dead or left member stays listed (and refutable) before it is forgotten.
+    reap_after_s: float = 30.0
+    # Lifeguard's cap on stretching our own timeouts (memberlist's default).
+    awareness_max_multiplier: int = 8
+    # Keep gossiping to members declared dead this long, so a wrongly declared one can refute.
+    gossip_to_dead_s: float = 10.0
+    # Sealed size a datagram may have (secure_channel.py: fits a 1500-byte MTU with headers).
+    max_datagram_bytes: int = MAX_DATAGRAM_BYTES
+
+    def __post_init__(self) -> None:
+        positive = (
+            self.probe_interval_s,
+            self.probe_timeout_s,
+            self.suspicion_mult,
+            self.suspicion_max_timeout_mult,
+            self.gossip_interval_s,
+            self.push_pull_interval_s,
+        )
+        if any(not v > 0 for v in positive):
+            raise ValueError("gossip intervals, timeouts and multipliers must be positive")
+        if self.probe_timeout_s > self.probe_interval_s:
+            raise ValueError("probe_timeout_s must not exceed probe_interval_s")
+        if self.indirect_checks < 0 or self.gossip_fanout < 1 or self.retransmit_mult < 1:
+            raise ValueError("indirect_checks >= 0, gossip_fanout >= 1, retransmit_mult >= 1")
+        if self.awareness_max_multiplier < 1:
+            raise ValueError("awareness_max_multiplier must be at least 1")
+        if self.reap_after_s < 0 or self.gossip_to_dead_s < 0:
+            raise ValueError("reap_after_s and gossip_to_dead_s must not be negative")
+        if not 200 <= self.max_datagram_bytes <= 65_000:
+            raise ValueError("max_datagram_bytes must be within 200..65000")
+
+
+# ---- events ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined:
+    name: str
+    addr: Address
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAlive:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSuspect:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDead:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeft:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberReaped:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChanged:
+    name: str
+    version: int
+
+
+GossipEvent = (
+    MemberJoined
+    | MemberAlive
+    | MemberSuspect
+    | MemberDead
+    | MemberLeft
+    | MemberReaped
+    | RecordChanged
+)
+
+# Events waiting for the caller to poll; beyond this the oldest are dropped (and counted).
+MAX_PENDING_EVENTS = 65_536
+# Indirect pings we relay at once for others; beyond this new requests are refused (counted).
+MAX_RELAYS = 1024
+# Datagram room kept free beside a record broadcast for the ping or ack it rides on.
+_RECORD_ROOM_BYTES = 64
+# Growth of the sealed overhead after our measurement: seq grows to 9 bytes, bin8 -> bin16.
+_SEAL_GROWTH_BYTES = 9
+# A joiner's first periodic push-pull comes this soon after its join reply (seconds, random
+# within): long enough for a burst of joins to settle, short enough to converge in seconds.
+_AFTER_JOIN_PUSH_PULL_S = (1.0, 3.0)
+# Push-pull stays this far below MAX_STREAM_BYTES (states are estimated, not measured).
+_STREAM_BUDGET_BYTES = MAX_STREAM_BYTES * 3 // 4
+_STATE_ESTIMATE_BYTES = 200  # generous: name 128 + host + framing
+
+
+@dataclass(slots=True)
+class _Probe:
+    target: str
+    seq: int
+    ack_deadline: float
+    indirect_sent: bool = False
+    acked: bool = False
+    expected_nacks: int = 0
+    nacks: int = 0
+
+
+@dataclass(slots=True)
+class _Relay:
+    origin: Address
+    origin_seq: int
+    deadline: float
+    nack: bool
+
+
+def _push_pull_scale(interval: float, n: int) -> float:
+    """memberlist's pushPullScale: above 32 members, stretch with log2(n) to keep load flat."""
+    if n <= 32:
+        return interval
+    return interval * (math.ceil(math.log2(n) - math.log2(32)) + 1)
+
+
+class GossipNode:
+    def __init__(
+        self,
+        name: str,
+        addr: tuple[str, int],
+        settings: GossipSettings,
+        channel: SecureChannel,
+        records: RecordStore,
+        rng: random.Random,
+        now: float,
+    ) -> None:
+        self.name = name
+        self.addr: Address = (addr[0], addr[1])
+        self.settings = settings
+        self.channel = channel
+        self.records = records
+        self.rng = rng
+        self.counters: Counter[str] = Counter()
+        self._awareness = Awareness(settings.awareness_max_multiplier)
+        self._me = Member(name, self.addr, MemberState.ALIVE, 0, now)
+        self._members: dict[str, Member] = {name: self._me}
+        self._order: list[str] = [name]  # probe order; also the pool for random picks
+        self._order_index = 0
+        self._seq = 0
+        self._probe: _Probe | None = None
+        self._relays: dict[int, _Relay] = {}
+        self._suspicions: dict[str, Suspicion] = {}
+        self._gone: dict[str, float] = {}  # dead or left member -> since
+        self._queue = BroadcastQueue()
+        self._outbox: list[tuple[bytes, Address]] = []
+        self._streams: list[tuple[Address, bytes]] = []
+        self._events: deque[GossipEvent] = deque()
+        self._left = False
+        self._joining: set[Address] = set()  # seeds whose join reply we wait for
+        # Record versions start at the channel epoch, which grows across restarts: a restarted
+        # node's first record is newer than anything its previous life published.
+        self._record_version = channel.epoch
+        self._record_payload: bytes | None = None
+        # Sealing overhead, measured with a real seal (it uses one seq number: harmless).
+        overhead = len(channel.seal(b"")) + _SEAL_GROWTH_BYTES
+        self._body_budget = settings.max_datagram_bytes - overhead - wire.COMPOUND_HEADER_BYTES
+        # Timers start at random phases so nodes started together do not tick in lockstep.
+        self._next_probe = now + rng.random() * settings.probe_interval_s
+        self._next_gossip = now + rng.random() * settings.gossip_interval_s
+        self._next_push_pull = now + rng.random() * settings.push_pull_interval_s
+
+    # ---- public API ----------------------------------------------------------------------------
+
+    @property
+    def incarnation(self) -> int:
+        return self._me.incarnation
+
+    @property
+    def health_score(self) -> int:
+        """Lifeguard's local health score: 0 healthy, up to awareness_max_multiplier - 1."""
+        return self._awareness.score
+
+    @property
+    def probe_timeout_s(self) -> float:
+        """The probe timeout in force now (stretched by the health score)."""
+        return self._awareness.scale(self.settings.probe_timeout_s)
+
+    @property
+    def probe_interval_s(self) -> float:
+        """The probe interval in force now (stretched by the health score)."""
+        return self._awareness.scale(self.settings.probe_interval_s)
+
+    @property
+    def left(self) -> bool:
+        return self._left
+
+    def join(self, seeds: Sequence[tuple[str, int]], now: float) -> None:
+        """Push-pull with every seed: learn the cluster, and let it learn us."""
+        for seed in seeds:
+            addr = (seed[0], seed[1])
+            if addr == self.addr:
+                continue
+            request = self._seal_stream(self._push_pull_request(join=True))
+            if request is not None:
+                self._streams.append((addr, request))
+                self._joining.add(addr)
+                self.counters["joins_sent"] += 1
+
+    def leave(self, now: float) -> None:
+        """Say goodbye (LEFT broadcast) and stop probing; keep answering and gossiping."""
+        if self._left:
+            return
+        self._left = True
+        self._probe = None
+        self._me.state = MemberState.LEFT
+        self._me.state_change = now
+        self._queue.queue(("m", self.name), wire.encode_left(self.name, self._me.incarnation))
+        self._next_gossip = min(self._next_gossip, now)
+
+    def update_record(self, payload: bytes, now: float) -> int:
+        """Publish our own record at the next version; returns that version."""
+        self._record_version += 1
+        self._record_payload = bytes(payload)
+        self._publish_record()
+        return self._record_version
+
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        try:
+            sender, body = self.channel.open(data)
+        except Dropped as drop:
+            self.counters["datagrams_dropped"] += 1
+            self.counters[f"dropped_{drop.reason}"] += 1
+            return
+        self.counters["datagrams_in"] += 1
+        source: Address = (addr[0], addr[1])
+        try:
+            for message in wire.decode_datagram(body, self.counters):
+                self._dispatch(message, sender, source, now)
+        except Exception:  # a bug must not take the node down: count it, tests assert zero
+            self.counters["internal_error"] += 1
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def streams_to_open(self, now: float) -> list[tuple[tuple[str, int], bytes]]:
+        out, self._streams = self._streams, []
+        return out
+
+    def receive_stream_request(self, data: bytes, now: float) -> bytes:
+        try:
+            sender, body = self.channel.open(data)
+        except Dropped as drop:
+            self.counters["streams_dropped"] += 1
+            self.counters[f"dropped_{drop.reason}"] += 1
+            return b""
+        try:
+            message = wire.decode_stream(body)
+        except wire.MessageError:
+            self.counters["stream_malformed"] += 1
+            return b""
+        try:
+            if isinstance(message, wire.PushPullRequest):
+                self.counters["push_pull_in"] += 1
+                self._merge(message.states, sender, now)
+                self._offer_all(message.records)
+                self._check_own_version(message.digest)
+                records = self._records_newer_than(message.digest, len(self._members))
+                reply = wire.encode_push_pull_reply(self._states(), self._digest(), records)
+                return self._seal_stream(reply) or b""
+            if isinstance(message, wire.PushPullRecords):
+                self.counters["push_pull_records_in"] += 1
+                self._offer_all(message.records)
+                return b""
+        except Exception:
+            self.counters["internal_error"] += 1
+            return b""
+        self.counters["stream_unexpected"] += 1
+        return b""
+
+    def receive_stream_reply(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        if not data:
+            return  # the empty reply to a one-way stream, or a peer that dropped our request
+        try:
+            sender, body = self.channel.open(data)
+        except Dropped as drop:
+            self.counters["streams_dropped"] += 1
+            self.counters[f"dropped_{drop.reason}"] += 1
+            return
+        try:
+            message = wire.decode_stream(body)
+        except wire.MessageError:
+            self.counters["stream_malformed"] += 1
+            return
+        if not isinstance(message, wire.PushPullReply):
+            self.counters["stream_unexpected"] += 1
+            return
+        try:
+            self.counters["push_pull_replies"] += 1
+            peer: Address = (addr[0], addr[1])
+            if peer in self._joining:
+                # News that raced with our join (members who joined the seed just after us,
+                # gossip sent while the cluster was tiny) is caught by a second push-pull soon.
+                self._joining.discard(peer)
+                self._next_push_pull = min(
+                    self._next_push_pull, now + self.rng.uniform(*_AFTER_JOIN_PUSH_PULL_S)
+                )
+            self._merge(message.states, sender, now)
+            self._offer_all(message.records)
+            self._check_own_version(message.digest)
+            missing = self._records_newer_than(message.digest, 0)
+            if missing:
+                sealed = self._seal_stream(wire.encode_push_pull_records(missing))
+                if sealed is not None:
+                    self._streams.append(((addr[0], addr[1]), sealed))
+        except Exception:
+            self.counters["internal_error"] += 1
+
+    def get_timer(self) -> float | None:
+        deadlines: list[float] = []
+        if not self._left:
+            deadlines += (self._next_probe, self._next_push_pull)
+        probe = self._probe
+        if probe is not None and not probe.acked and not probe.indirect_sent:
+            deadlines.append(probe.ack_deadline)
+        if self._relays:
+            deadlines.append(min(r.deadline for r in self._relays.values()))
+        if self._suspicions:
+            deadlines.append(min(s.deadline for s in self._suspicions.values()))
+        if self._queue:
+            deadlines.append(self._next_gossip)
+        if self._gone:
+            deadlines.append(min(self._gone.values()) + self.settings.reap_after_s)
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        try:
+            self._handle_timer(now)
+        except Exception:
+            self.counters["internal_error"] += 1
+
+    def next_event(self) -> GossipEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def members(self) -> list[MemberView]:
+        return [MemberView(m.name, m.addr, m.state, m.incarnation) for m in self._members.values()]
+
+    def member(self, name: str) -> MemberView | None:
+        """One member as this node sees it (None when unknown or reaped)."""
+        m = self._members.get(name)
+        return None if m is None else MemberView(m.name, m.addr, m.state, m.incarnation)
+
+    def count(self, state: MemberState) -> int:
+        """How many members (self included) this node holds in `state`."""
+        return sum(1 for m in self._members.values() if m.state is state)
+
+    # ---- timers --------------------------------------------------------------------------------
+
+    def _handle_timer(self, now: float) -> None:
+        probe = self._probe
+        if (
+            probe is not None
+            and not probe.acked
+            and not probe.indirect_sent
+            and now >= probe.ack_deadline
+        ):
+            self._send_indirect(probe)
+        if self._relays:
+            for seq in [s for s, r in self._relays.items() if now >= r.deadline]:
+                relay = self._relays.pop(seq)
+                if relay.nack:
+                    self._send(relay.origin, [wire.encode_nack(relay.origin_seq)])
+                    self.counters["nacks_sent"] += 1
+        if not self._left and now >= self._next_probe:
+            self._finish_probe(now)
+            self._start_probe(now)
+        if self._suspicions:
+            for name in [n for n, s in self._suspicions.items() if now >= s.deadline]:
+                del self._suspicions[name]
+                member = self._members.get(name)
+                if member is not None and member.state is MemberState.SUSPECT:
+                    self.counters["suspicions_fired"] += 1
+                    self._on_dead(name, member.incarnation, self.name, now, left=False)
+        if now >= self._next_gossip:
+            self._next_gossip = now + self.settings.gossip_interval_s
+            if self._queue:
+                self._gossip(now)
+        if not self._left and now >= self._next_push_pull:
+            self._next_push_pull = now + _push_pull_scale(
+                self.settings.push_pull_interval_s, len(self._members)
+            )
+            self._push_pull_tick()
+        if self._gone:
+            after = self.settings.reap_after_s  # the same sum as get_timer: no float gap
+            for name in [n for n, t in self._gone.items() if t + after <= now]:
+                self._reap(name)
+
+    def _start_probe(self, now: float) -> None:
+        self._next_probe = now + self._awareness.scale(self.settings.probe_interval_s)
+        target = self._next_probe_target()
+        if target is None:
+            return
+        self._seq += 1
+        messages = [wire.encode_ping(self._seq, target.name)]
+        if target.state is MemberState.SUSPECT:
+            # tell the suspect at once, so it can refute (memberlist does the same)
+            messages.append(wire.encode_suspect(target.name, target.incarnation, self.name))
+        self._send(target.addr, messages)
+        self.counters["probes"] += 1
+        self._probe = _Probe(
+            target.name, self._seq, now + self._awareness.scale(self.settings.probe_timeout_s)
+        )
+
+    def _next_probe_target(self) -> Member | None:
+        for _ in range(len(self._order) + 1):
+            if self._order_index >= len(self._order):
+                self._order = list(self._members)
+                self.rng.shuffle(self._order)
+                self._order_index = 0
+            name = self._order[self._order_index]
+            self._order_index += 1
+            member = self._members.get(name)
+            if member is not None and member is not self._me and not member.dead_or_left:
+                return member
+        return None
+
+    def _send_indirect(self, probe: _Probe) -> None:
+        probe.indirect_sent = True
+        target = self._members.get(probe.target)
+        if target is None:
+            return
+        helpers = self._random_members(
+            self.settings.indirect_checks,
+            lambda m: m.state is MemberState.ALIVE and m.name != probe.target,
+        )
+        for helper in helpers:
+            self._send(
+                helper.addr,
+                [wire.encode_indirect_ping(probe.seq, target.name, target.addr, True)],
+            )
+        probe.expected_nacks = len(helpers)
+        self.counters["indirect_probes"] += 1
+
+    def _finish_probe(self, now: float) -> None:
+        probe, self._probe = self._probe, None
+        if probe is None or probe.acked:
+            return
+        # Lifeguard: with helpers, each missing nack says the problem may be ours; without,
+        # any failed probe does.
+        if probe.expected_nacks > 0:
+            self._awareness.apply_delta(max(0, probe.expected_nacks - probe.nacks))
+        else:
+            self._awareness.apply_delta(1)
+        self.counters["probes_failed"] += 1
+        target = self._members.get(probe.target)
+        if target is not None and not target.dead_or_left:
+            self._on_suspect(target.name, target.incarnation, self.name, now)
+
+    def _gossip(self, now: float) -> None:
+        horizon = now - self.settings.gossip_to_dead_s
+
+        def wanted(m: Member) -> bool:
+            return not m.dead_or_left or m.state_change >= horizon
+
+        for member in self._random_members(self.settings.gossip_fanout, wanted):
+            if not self._queue:
+                break
+            self._send(member.addr, [])
+            self.counters["gossip_sent"] += 1
+
+    def _push_pull_tick(self) -> None:
+        targets = self._random_members(1, lambda m: m.state is MemberState.ALIVE)
+        targets += self._random_members(1, lambda m: m.state is MemberState.DEAD)
+        for target in targets:
+            request = self._seal_stream(self._push_pull_request(join=False))
+            if request is not None:
+                self._streams.append((target.addr, request))
+                self.counters["push_pull_out"] += 1
+
+    def _reap(self, name: str) -> None:
+        del self._gone[name]
+        if self._members.pop(name, None) is None:
+            return
+        self._suspicions.pop(name, None)
+        self._queue.discard(("m", name))
+        self._queue.discard(("r", name))
+        try:
+            self.records.forget(name)
+        except Exception:
+            self.counters["internal_error"] += 1
+        self.channel.forget(name)
+        self._emit(MemberReaped(name))
+        self.counters["reaped"] += 1
+
+    def _random_members(self, k: int, accept: Callable[[Member], bool]) -> list[Member]:
+        """Up to k distinct random members other than us that `accept` admits."""
+        if k <= 0:
+            return []
+        pool = self._order
+        chosen: dict[str, Member] = {}
+        if len(pool) <= 4 * k + 16:
+            candidates = [
+                m
+                for name in set(pool)
+                if (m := self._members.get(name)) is not None and m is not self._me and accept(m)
+            ]
+            candidates.sort(key=lambda m: m.name)  # set order is not deterministic across runs
+            return self.rng.sample(candidates, min(k, len(candidates)))
+        for _ in range(3 * k + 8):
+            name = pool[self.rng.randrange(len(pool))]
+            member = self._members.get(name)
+            if (
+                member is not None
+                and member is not self._me
+                and name not in chosen
+                and accept(member)
+            ):
+                chosen[name] = member
+                if len(chosen) >= k:
+                    break
+        return list(chosen.values())
+
+    # ---- sending -------------------------------------------------------------------------------
+
+    def _send(self, addr: Address, messages: list[bytes]) -> None:
+        room = self._body_budget - sum(len(m) for m in messages)
+        if self._queue:
+            limit = retransmit_limit(self.settings.retransmit_mult, len(self._members))
+            messages = messages + self._queue.take(room, limit)
+        if not messages:
+            return
+        self._outbox.append((self.channel.seal(wire.compound(messages)), addr))
+        self.counters["datagrams_out"] += 1
+
+    def _seal_stream(self, body: bytes) -> bytes | None:
+        try:
+            return self.channel.seal(body)
+        except ValueError:
+            self.counters["stream_too_big"] += 1
+            return None
+
+    def _push_pull_request(self, join: bool) -> bytes:
+        own: list[wire.Record] = []
+        if self._record_payload is not None:
+            own.append(wire.Record(self.name, self._record_version, self._record_payload))
+        return wire.encode_push_pull_request(join, self._states(), self._digest(), own)
+
+    def _states(self) -> list[wire.StateEntry]:
+        return [
+            wire.StateEntry(m.name, m.addr, m.incarnation, m.state) for m in self._members.values()
+        ]
+
+    def _digest(self) -> dict[str, int]:
+        try:
+            return dict(self.records.digest())
+        except Exception:
+            self.counters["internal_error"] += 1
+            return {}
+
+    def _records_newer_than(self, digest: dict[str, int], n_states: int) -> list[wire.Record]:
+        budget = _STREAM_BUDGET_BYTES - n_states * _STATE_ESTIMATE_BYTES
+        out: list[wire.Record] = []
+        for name, version in self._digest().items():
+            if digest.get(name, -1) >= version:
+                continue
+            held = self.records.get(name)
+            if held is None:
+                continue
+            size = len(held[1]) + len(name) + 16
+            if size > budget:
+                self.counters["push_pull_records_deferred"] += 1
+                continue
+            budget -= size
+            out.append(wire.Record(name, held[0], held[1]))
+        return out
+
+    # ---- receiving -----------------------------------------------------------------------------
+
+    def _dispatch(
+        self, message: wire.DatagramMessage, sender: str, src: Address, now: float
+    ) -> None:
+        if isinstance(message, wire.Ping):
+            if message.target != self.name:
+                self.counters["ping_wrong_target"] += 1
+                return
+            self._send(src, [wire.encode_ack(message.seq)])
+        elif isinstance(message, wire.Ack):
+            self._on_ack(message.seq)
+        elif isinstance(message, wire.Nack):
+            probe = self._probe
+            if probe is not None and probe.seq == message.seq:
+                probe.nacks += 1
+        elif isinstance(message, wire.IndirectPing):
+            self._on_indirect_ping(message, src, now)
+        elif isinstance(message, wire.Alive):
+            self._on_alive(message.name, message.incarnation, message.addr, now, rebroadcast=True)
+        elif isinstance(message, wire.Suspect):
+            self._on_suspect(message.name, message.incarnation, message.accuser, now)
+        elif isinstance(message, wire.Dead):
+            self._on_dead(message.name, message.incarnation, message.accuser, now, left=False)
+        elif isinstance(message, wire.Left):
+            self._on_dead(message.name, message.incarnation, message.name, now, left=True)
+        elif isinstance(message, wire.Record):
+            self._on_record(message)
+
+    def _on_ack(self, seq: int) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == seq:
+            if not probe.acked:
+                probe.acked = True
+                self._awareness.apply_delta(-1)
+                self.counters["acks"] += 1
+            return
+        relay = self._relays.pop(seq, None)
+        if relay is not None:
+            self._send(relay.origin, [wire.encode_ack(relay.origin_seq)])
+            self.counters["acks_relayed"] += 1
+            return
+        self.counters["acks_late"] += 1
+
+    def _on_indirect_ping(self, message: wire.IndirectPing, src: Address, now: float) -> None:
+        if len(self._relays) >= MAX_RELAYS:
+            self.counters["relays_refused"] += 1
+            return
+        self._seq += 1
+        self._relays[self._seq] = _Relay(
+            src, message.seq, now + self.settings.probe_timeout_s, message.nack
+        )
+        self._send(message.target_addr, [wire.encode_ping(self._seq, message.target)])
+        self.counters["pings_relayed"] += 1
+
+    def _merge(self, states: Sequence[wire.StateEntry], sender: str, now: float) -> None:
+        for s in states:
+            if s.state is MemberState.ALIVE:
+                # third-party states are not re-gossiped: the peer we pulled them from and
+                # its own gossip already spread them; news about the peer itself is fresh.
+                self._on_alive(s.name, s.incarnation, s.addr, now, rebroadcast=s.name == sender)
+            elif s.state is MemberState.LEFT:
+                self._on_dead(s.name, s.incarnation, s.name, now, left=True)
+            else:
+                # a remote "dead" only makes us suspect: it may be stale (memberlist)
+                self._on_suspect(s.name, s.incarnation, self.name, now)
+
+    def _on_alive(
+        self, name: str, incarnation: int, addr: Address, now: float, rebroadcast: bool
+    ) -> None:
+        if name == self.name:
+            if not self._left and incarnation > self._me.incarnation:
+                self._refute(incarnation)
+            return
+        member = self._members.get(name)
+        if member is None:
+            member = Member(name, addr, MemberState.ALIVE, incarnation, now)
+            self._members[name] = member
+            # a newcomer is probed within this round, at a random place
+            self._order.insert(self.rng.randint(self._order_index, len(self._order)), name)
+            self._emit(MemberJoined(name, addr))
+        else:
+            if not alive_overrides(member, incarnation):
+                return
+            was = member.state
+            member.incarnation = incarnation
+            member.addr = addr
+            if was is not MemberState.ALIVE:
+                member.state = MemberState.ALIVE
+                member.state_change = now
+                self._suspicions.pop(name, None)
+                self._gone.pop(name, None)
+                self._emit(MemberAlive(name))
+        if rebroadcast:
+            self._queue.queue(("m", name), wire.encode_alive(name, incarnation, addr))
+
+    def _on_suspect(self, name: str, incarnation: int, accuser: str, now: float) -> None:
+        member = self._members.get(name)
+        if member is None or incarnation < member.incarnation:
+            return
+        if member is self._me:
+            if not self._left:
+                self._refute(incarnation)
+            return
+        suspicion = self._suspicions.get(name)
+        if suspicion is not None and member.state is MemberState.SUSPECT:
+            if suspicion.confirm(accuser):
+                self.counters["suspicion_confirmations"] += 1
+                self._queue.queue(("m", name), wire.encode_suspect(name, incarnation, accuser))
+            return
+        if not suspect_overrides(member, incarnation):
+            return
+        member.state = MemberState.SUSPECT
+        member.incarnation = incarnation
+        member.state_change = now
+        self._queue.queue(("m", name), wire.encode_suspect(name, incarnation, accuser))
+        n = len(self._members)
+        k = self.settings.indirect_checks if n - 2 >= self.settings.indirect_checks else 0
+        low = suspicion_min_timeout(self.settings.suspicion_mult, n, self.settings.probe_interval_s)
+        high = self.settings.suspicion_max_timeout_mult * low
+        self._suspicions[name] = Suspicion(accuser, k, low, high, now)
+        self._emit(MemberSuspect(name))
+
+    def _on_dead(self, name: str, incarnation: int, accuser: str, now: float, left: bool) -> None:
+        member = self._members.get(name)
+        if member is None or incarnation < member.incarnation:
+            return
+        if member is self._me:
+            if not self._left:
+                self._refute(incarnation)
+            return
+        if not dead_overrides(member, incarnation):
+            return
+        member.state = MemberState.LEFT if left else MemberState.DEAD
+        member.incarnation = incarnation
+        member.state_change = now
+        self._suspicions.pop(name, None)
+        self._gone[name] = now
+        if left:
+            self._queue.queue(("m", name), wire.encode_left(name, incarnation))
+            self._emit(MemberLeft(name))
+        else:
+            self._queue.queue(("m", name), wire.encode_dead(name, incarnation, accuser))
+            self._emit(MemberDead(name))
+
+    def _refute(self, accused: int) -> None:
+        self._me.incarnation = max(self._me.incarnation + 1, accused + 1)
+        self._awareness.apply_delta(1)
+        self._queue.queue(
+            ("m", self.name), wire.encode_alive(self.name, self._me.incarnation, self.addr)
+        )
+        self.counters["refutes"] += 1
+
+    def _on_record(self, record: wire.Record) -> None:
+        if record.name == self.name:
+            self._check_own_version({self.name: record.version})
+            return
+        if self._offer(record):
+            encoded = wire.encode_record(record.name, record.version, record.payload)
+            if len(encoded) <= self._body_budget - _RECORD_ROOM_BYTES:
+                self._queue.queue(("r", record.name), encoded)
+
+    def _offer(self, record: wire.Record) -> bool:
+        try:
+            stored = self.records.offer(record.name, record.version, record.payload)
+        except Exception:
+            self.counters["internal_error"] += 1
+            return False
+        if stored:
+            self.counters["records_stored"] += 1
+            self._emit(RecordChanged(record.name, record.version))
+        return bool(stored)
+
+    def _offer_all(self, records: Sequence[wire.Record]) -> None:
+        for record in records:
+            if record.name == self.name:
+                self._check_own_version({self.name: record.version})
+            else:
+                self._offer(record)
+
+    def _check_own_version(self, digest: dict[str, int]) -> None:
+        """Someone holds our record at a version >= ours (we restarted): jump past it."""
+        held = digest.get(self.name)
+        if held is None or held <= self._record_version:
+            return
+        self._record_version = held + 1
+        self.counters["record_version_jumps"] += 1
+        if self._record_payload is not None:
+            self._publish_record()
+
+    def _publish_record(self) -> None:
+        assert self._record_payload is not None
+        record = wire.Record(self.name, self._record_version, self._record_payload)
+        self._offer(record)
+        encoded = wire.encode_record(record.name, record.version, record.payload)
+        if len(encoded) <= self._body_budget - _RECORD_ROOM_BYTES:
+            self._queue.queue(("r", self.name), encoded)
+        else:
+            self._queue.discard(("r", self.name))  # too big: push-pull only
+            self.counters["records_push_pull_only"] += 1
+
+    def _emit(self, event: GossipEvent) -> None:
+        if len(self._events) >= MAX_PENDING_EVENTS:
+            self._events.popleft()
+            self.counters["events_dropped"] += 1
+        self._events.append(event)

@@ -1,0 +1,412 @@
+"""SWIM wire messages: msgpack arrays `[type, field, ...]`, validated strictly on the way in.
+
+Rules:
+- A datagram body is a msgpack array of messages (a ping with broadcasts piggybacked, say);
+  each message is `[MessageType, fields...]`. A stream body is one message.
+- Bodies arrive already authenticated (secure_channel.py), but a peer may run another version
+  or be buggy: every field is type- and range-checked. An unknown message type is skipped and
+  counted ("msg_unknown_type"), a malformed one skipped and counted ("msg_malformed"); the rest
+  of the datagram still counts. Nothing here raises out of `decode_datagram`; `decode_stream` raises
+  only MessageError.
+- MessageType is APPEND-ONLY: never renumber or reuse a value; a new message gets a new number,
+  and old nodes skip it as unknown.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import msgpack
+
+from hubhop.core.members import CODE_OF_STATE, STATE_OF_CODE, Address, MemberState
+
+MAX_NAME_CHARS = 128  # the secure channel's sender limit: a member name is a sender name
+MAX_HOST_CHARS = 255  # a DNS name at most
+MAX_UINT63 = (1 << 63) - 1
+MAX_RECORD_BYTES = 16 * 1024 * 1024  # a record must fit a 32 MiB push-pull message with others
+MAX_STREAM_STATES = 1_000_000  # bound on members in one push-pull: far above any real cluster
+
+
+class MessageType(IntEnum):
+    """Message type numbers on the wire. APPEND-ONLY: never renumber or reuse a value."""
+
+    PING = 1
+    INDIRECT_PING = 2
+    ACK = 3
+    NACK = 4
+    ALIVE = 5
+    SUSPECT = 6
+    DEAD = 7
+    LEFT = 8
+    RECORD = 9
+    PUSH_PULL_REQUEST = 10
+    PUSH_PULL_REPLY = 11
+    PUSH_PULL_RECORDS = 12
+
+
+class MessageError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    seq: int
+    target: str  # the name the sender believes lives at this address
+
+
+@dataclass(frozen=True, slots=True)
+class IndirectPing:
+    seq: int
+    target: str
+    target_addr: Address
+    nack: bool  # send a NACK back when the target does not answer (Lifeguard)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Alive:
+    name: str
+    incarnation: int
+    addr: Address
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    name: str
+    incarnation: int
+    accuser: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    name: str
+    incarnation: int
+    accuser: str
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    name: str
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    name: str
+    version: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StateEntry:
+    name: str
+    addr: Address
+    incarnation: int
+    state: MemberState
+
+
+@dataclass(frozen=True, slots=True)
+class PushPullRequest:
+    join: bool
+    states: tuple[StateEntry, ...]
+    digest: dict[str, int]
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PushPullReply:
+    states: tuple[StateEntry, ...]
+    digest: dict[str, int]
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PushPullRecords:
+    records: tuple[Record, ...]
+
+
+DatagramMessage = Ping | IndirectPing | Ack | Nack | Alive | Suspect | Dead | Left | Record
+StreamMessage = PushPullRequest | PushPullReply | PushPullRecords
+
+_PACKER = msgpack.Packer(use_bin_type=True)
+
+
+def _packb(obj: object) -> bytes:
+    data: bytes = _PACKER.pack(obj)
+    return data
+
+
+# ---- encoding ----------------------------------------------------------------------------------
+
+
+def _addr(addr: Address) -> list[Any]:
+    return [addr[0], addr[1]]
+
+
+def encode_ping(seq: int, target: str) -> bytes:
+    return _packb([MessageType.PING, seq, target])
+
+
+def encode_indirect_ping(seq: int, target: str, target_addr: Address, nack: bool) -> bytes:
+    return _packb([MessageType.INDIRECT_PING, seq, target, _addr(target_addr), nack])
+
+
+def encode_ack(seq: int) -> bytes:
+    return _packb([MessageType.ACK, seq])
+
+
+def encode_nack(seq: int) -> bytes:
+    return _packb([MessageType.NACK, seq])
+
+
+def encode_alive(name: str, incarnation: int, addr: Address) -> bytes:
+    return _packb([MessageType.ALIVE, name, incarnation, _addr(addr)])
+
+
+def encode_suspect(name: str, incarnation: int, accuser: str) -> bytes:
+    return _packb([MessageType.SUSPECT, name, incarnation, accuser])
+
+
+def encode_dead(name: str, incarnation: int, accuser: str) -> bytes:
+    return _packb([MessageType.DEAD, name, incarnation, accuser])
+
+
+def encode_left(name: str, incarnation: int) -> bytes:
+    return _packb([MessageType.LEFT, name, incarnation])
+
+
+def encode_record(name: str, version: int, payload: bytes) -> bytes:
+    return _packb([MessageType.RECORD, name, version, payload])
+
+
+def compound(messages: list[bytes]) -> bytes:
+    """A datagram body: a msgpack array header followed by already-encoded messages."""
+    n = len(messages)
+    if n < 16:
+        header = bytes((0x90 | n,))
+    elif n < 0x10000:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return header + b"".join(messages)
+
+
+COMPOUND_HEADER_BYTES = 3  # array16 header: datagrams never carry 65536 messages
+
+
+def _states(states: list[StateEntry]) -> list[list[Any]]:
+    return [[s.name, _addr(s.addr), s.incarnation, CODE_OF_STATE[s.state]] for s in states]
+
+
+def _records(records: list[Record]) -> list[list[Any]]:
+    return [[r.name, r.version, r.payload] for r in records]
+
+
+def encode_push_pull_request(
+    join: bool, states: list[StateEntry], digest: dict[str, int], records: list[Record]
+) -> bytes:
+    return _packb([MessageType.PUSH_PULL_REQUEST, join, _states(states), digest, _records(records)])
+
+
+def encode_push_pull_reply(
+    states: list[StateEntry], digest: dict[str, int], records: list[Record]
+) -> bytes:
+    return _packb([MessageType.PUSH_PULL_REPLY, _states(states), digest, _records(records)])
+
+
+def encode_push_pull_records(records: list[Record]) -> bytes:
+    return _packb([MessageType.PUSH_PULL_RECORDS, _records(records)])
+
+
+# ---- decoding ----------------------------------------------------------------------------------
+
+
+def _int(value: object, hi: int = MAX_UINT63) -> int:
+    if type(value) is not int or not 0 <= value <= hi:
+        raise MessageError("bad integer")
+    return value
+
+
+def _name(value: object) -> str:
+    if type(value) is not str or not 1 <= len(value) <= MAX_NAME_CHARS:
+        raise MessageError("bad name")
+    return value
+
+
+def _bool(value: object) -> bool:
+    if type(value) is not bool:
+        raise MessageError("bad bool")
+    return value
+
+
+def _address(value: object) -> Address:
+    if type(value) is not list or len(value) != 2:
+        raise MessageError("bad address")
+    host, port = value
+    if type(host) is not str or not 1 <= len(host) <= MAX_HOST_CHARS:
+        raise MessageError("bad host")
+    return host, _int(port, 65535)
+
+
+def _payload(value: object) -> bytes:
+    if type(value) is not bytes or len(value) > MAX_RECORD_BYTES:
+        raise MessageError("bad payload")
+    return value
+
+
+def _fields(message: list[Any], count: int) -> list[Any]:
+    if len(message) != count + 1:
+        raise MessageError("wrong field count")
+    return message[1:]
+
+
+def _decode_one(message: list[Any], kind: int) -> DatagramMessage:
+    if kind == MessageType.PING:
+        seq, target = _fields(message, 2)
+        return Ping(_int(seq), _name(target))
+    if kind == MessageType.INDIRECT_PING:
+        seq, target, addr, nack = _fields(message, 4)
+        return IndirectPing(_int(seq), _name(target), _address(addr), _bool(nack))
+    if kind == MessageType.ACK:
+        (seq,) = _fields(message, 1)
+        return Ack(_int(seq))
+    if kind == MessageType.NACK:
+        (seq,) = _fields(message, 1)
+        return Nack(_int(seq))
+    if kind == MessageType.ALIVE:
+        name, inc, addr = _fields(message, 3)
+        return Alive(_name(name), _int(inc), _address(addr))
+    if kind == MessageType.SUSPECT:
+        name, inc, accuser = _fields(message, 3)
+        return Suspect(_name(name), _int(inc), _name(accuser))
+    if kind == MessageType.DEAD:
+        name, inc, accuser = _fields(message, 3)
+        return Dead(_name(name), _int(inc), _name(accuser))
+    if kind == MessageType.LEFT:
+        name, inc = _fields(message, 2)
+        return Left(_name(name), _int(inc))
+    if kind == MessageType.RECORD:
+        name, version, payload = _fields(message, 3)
+        return Record(_name(name), _int(version), _payload(payload))
+    raise MessageError("not a datagram message")
+
+
+_DATAGRAM_TYPES = frozenset(
+    {
+        MessageType.PING,
+        MessageType.INDIRECT_PING,
+        MessageType.ACK,
+        MessageType.NACK,
+        MessageType.ALIVE,
+        MessageType.SUSPECT,
+        MessageType.DEAD,
+        MessageType.LEFT,
+        MessageType.RECORD,
+    }
+)
+
+
+def _unpack(body: bytes) -> object:
+    try:
+        return msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True)
+    except Exception:  # msgpack raises many types on bad input; all mean "malformed"
+        raise MessageError("not msgpack") from None
+
+
+def decode_datagram(body: bytes, drops: Counter[str]) -> list[DatagramMessage]:
+    """The valid messages of a datagram body; every skipped one counted in `drops`."""
+    try:
+        top = _unpack(body)
+    except MessageError:
+        drops["msg_malformed"] += 1
+        return []
+    if type(top) is not list:
+        drops["msg_malformed"] += 1
+        return []
+    out: list[DatagramMessage] = []
+    for message in top:
+        if type(message) is not list or not message or type(message[0]) is not int:
+            drops["msg_malformed"] += 1
+            continue
+        kind = message[0]
+        if kind not in _DATAGRAM_TYPES:
+            drops["msg_unknown_type"] += 1
+            continue
+        try:
+            out.append(_decode_one(message, kind))
+        except (MessageError, ValueError, TypeError):
+            drops["msg_malformed"] += 1
+    return out
+
+
+def _decode_states(value: object) -> tuple[StateEntry, ...]:
+    if type(value) is not list or len(value) > MAX_STREAM_STATES:
+        raise MessageError("bad states")
+    out = []
+    for entry in value:
+        if type(entry) is not list or len(entry) != 4:
+            raise MessageError("bad state entry")
+        name, addr, inc, code = entry
+        state = STATE_OF_CODE.get(code) if type(code) is int else None
+        if state is None:
+            raise MessageError("bad state code")
+        out.append(StateEntry(_name(name), _address(addr), _int(inc), state))
+    return tuple(out)
+
+
+def _decode_digest(value: object) -> dict[str, int]:
+    if type(value) is not dict or len(value) > MAX_STREAM_STATES:
+        raise MessageError("bad digest")
+    return {_name(k): _int(v) for k, v in value.items()}
+
+
+def _decode_records(value: object) -> tuple[Record, ...]:
+    if type(value) is not list or len(value) > MAX_STREAM_STATES:
+        raise MessageError("bad records")
+    out = []
+    for entry in value:
+        if type(entry) is not list or len(entry) != 3:
+            raise MessageError("bad record entry")
+        name, version, payload = entry
+        out.append(Record(_name(name), _int(version), _payload(payload)))
+    return tuple(out)
+
+
+def decode_stream(body: bytes) -> StreamMessage:
+    """The one message of a push-pull stream body; MessageError when it is not valid."""
+    message = _unpack(body)
+    if type(message) is not list or not message or type(message[0]) is not int:
+        raise MessageError("not a message")
+    kind = message[0]
+    try:
+        if kind == MessageType.PUSH_PULL_REQUEST:
+            join, states, digest, records = _fields(message, 4)
+            return PushPullRequest(
+                _bool(join),
+                _decode_states(states),
+                _decode_digest(digest),
+                _decode_records(records),
+            )
+        if kind == MessageType.PUSH_PULL_REPLY:
+            states, digest, records = _fields(message, 3)
+            return PushPullReply(
+                _decode_states(states), _decode_digest(digest), _decode_records(records)
+            )
+        if kind == MessageType.PUSH_PULL_RECORDS:
+            (records,) = _fields(message, 1)
+            return PushPullRecords(_decode_records(records))
+    except (ValueError, TypeError) as exc:
+        raise MessageError(str(exc)) from None
+    raise MessageError("unknown stream message type")
