@@ -6,11 +6,21 @@ for the ready line within a bound, stop by PID" for both. This module adds what 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench._launch import Proc, run_hubhop_node, start_demo_backend
 
-__all__ = ["Proc", "node_config", "reset_peak_rss", "spawn_demo_backend", "spawn_node", "vm_kib"]
+__all__ = [
+    "Proc",
+    "node_config",
+    "reset_peak_rss",
+    "spawn_demo_backend",
+    "spawn_node",
+    "vm_kib",
+    "wait_until",
+]
 
 
 def spawn_demo_backend(tmp_path: Path, *extra: str) -> Proc:
@@ -51,3 +61,16 @@ def vm_kib(pid: int, field_name: str) -> int:
 def reset_peak_rss(pid: int) -> None:
     """Reset the process's peak resident size (VmHWM) so a later read shows a new peak."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `predicate` until it holds; fail with `what` after `timeout_s`.
+
+    Only for multi-process tests, where the thing awaited happens in other processes; everything
+    in-process is driven by events or a fake clock instead.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what}")
+        time.sleep(0.2)

@@ -156,3 +156,14 @@ def test_unreachable_node_is_explained_once(scorer: Scorer) -> None:
     scorer.table.upsert("lhasa-9", "npu-0", load(("ct-triage",)))  # no link, no coordinate
     decision = scorer.decide(Request("ct-triage", tier_ms=tier_bound_ms("city")))
     assert "lhasa-9/npu-0: unreachable" in decision.explain(tier_bound_ms("city"))
+
+
+def test_links_a_node_stops_reporting_leave_the_path_map(scorer: Scorer) -> None:
+    request = Request("render", tier_ms=tier_bound_ms("province"))
+    relayed = scorer.decide(request)
+    assert relayed.chosen is not None and len(relayed.chosen.path) == 3
+    scorer.paths.remove_links_from("wuhan-dc1")
+    direct = scorer.decide(request)
+    assert direct.chosen is not None
+    assert direct.chosen.path == (ENTRY, "xiangyang-1")
+    assert direct.chosen.one_way_ms == pytest.approx(2.5)

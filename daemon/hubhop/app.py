@@ -35,8 +35,10 @@ from hubhop.core.config import ConfigError, NodeConfig
 from hubhop.io import loop as event_loop
 from hubhop.io.backend_proxy import BackendPool
 from hubhop.io.config_file import load_config
+from hubhop.io.gossip_service import GossipService
 from hubhop.io.local_endpoint import EndpointState, build_endpoint_app
 from hubhop.io.sd_notify import SdNotifier, watchdog_loop
+from hubhop.scoring.scorer import Scorer
 
 log = logging.getLogger("hubhop")
 
@@ -54,6 +56,8 @@ def restart_only_changes(old: NodeConfig, new: NodeConfig) -> list[str]:
         changed.append("http.max_connections_per_backend")
     if old.kernels != new.kernels:
         changed.append("kernels.cache_dir")
+    if old.gossip != new.gossip:
+        changed.append("gossip")
     return changed
 
 
@@ -69,10 +73,20 @@ class Node:
     _runner: web.AppRunner | None = field(default=None, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     bound_port: int = field(default=0, init=False)
+    gossip: GossipService | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.state = EndpointState(self.config)
         self.pool = BackendPool(self.config.http)
+        self.scorer = Scorer(self.config.node.name)
+
+    def sample_load(self) -> dict[str, tuple[float, tuple[float, float, float], float]]:
+        """Live load per backend for this node's record: busy slots as this node counts them.
+
+        Queues and service-time estimates are zero until admission control measures them.
+        """
+        return {b.name: (float(self.pool.in_flight[b.name]), (0.0, 0.0, 0.0), 0.0)
+                for b in self.config.backends}  # fmt: skip
 
     @property
     def url(self) -> str:
@@ -92,6 +106,11 @@ class Node:
         await site.start()
         self.bound_port = self._runner.addresses[0][1]
         self.warm_kernels()
+        if self.config.gossip is not None:
+            http_addr = self.url.removeprefix("http://")
+            self.gossip = GossipService(self.config, http_addr, self.sample_load, self.scorer)
+            await self.gossip.start()
+            self.state.members = self.gossip.members
         interval = self.notifier.watchdog_interval_s()
         if interval is not None:
             self._spawn(watchdog_loop(self.notifier, interval))
@@ -131,6 +150,8 @@ class Node:
             return False
         self.config = new
         self.state.config = new
+        if self.gossip is not None:
+            self.gossip.reconfigure(new)
         logging.getLogger().setLevel(new.log.level.upper())
         self.notifier.ready(f"reloaded; serving on {self.url}, {len(new.backends)} backend(s)")
         log.info("reloaded %s", self.config_path)
@@ -141,6 +162,8 @@ class Node:
         self.notifier.stopping()
         self.state.draining = True
         log.info("draining: in-flight requests get up to %.1f s", grace)
+        if self.gossip is not None:
+            await self.gossip.stop()  # peers learn at once that this node is leaving
         if self._runner is not None:
             await self._runner.cleanup()  # closes the listener, waits for handlers up to grace
             self._runner = None

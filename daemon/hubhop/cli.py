@@ -54,6 +54,50 @@ def cmd_run(ns: argparse.Namespace) -> int:
     return run_node(config, config_path=ns.config, loop_kind=ns.loop)
 
 
+def cmd_members(ns: argparse.Namespace) -> int:
+    """Ask the local daemon who it sees, and print it as a table (or JSON)."""
+    try:
+        config = load_config(ns.config)
+    except ConfigError as error:
+        _print_faults(error)
+        return EX_CONFIG
+    if ns.url is not None:
+        return _members_from(ns.url, ns.json)
+    listen = config.http.listen
+    if listen.port == 0:
+        print(f"{ns.config}: http.listen has port 0; give the URL with --url", file=sys.stderr)
+        return EX_CONFIG
+    host = f"[{listen.host}]" if ":" in listen.host else listen.host
+    return _members_from(f"http://{host}:{listen.port}", ns.json)
+
+
+def _members_from(url: str, as_json: bool) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/hubhop/v1/members", timeout=10) as response:
+            view = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"cannot reach the daemon at {url}: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(view, indent=2))
+        return EX_OK
+    rows = [("NAME", "STATE", "INC", "ADDR", "ROLE", "CITY", "VER", "MODELS")]
+    for m in view["members"]:
+        rows.append((
+            m["name"], m["state"], str(m.get("incarnation", "")), m.get("addr", ""),
+            m.get("role", ""), m.get("city", ""), str(m.get("record_version", "")),
+            ",".join(m.get("models", [])),
+        ))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return EX_OK
+
+
 def cmd_demo_backend(ns: argparse.Namespace) -> int:
     from hubhop.io import demo_backend
 
@@ -85,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file (exit 78 on faults)")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("members", help="list the members the local daemon sees")
+    p.add_argument("--config", required=True, metavar="FILE", help="the node's TOML config")
+    p.add_argument("--url", help="the daemon's endpoint, when the config cannot say it")
+    p.add_argument("--json", action="store_true", help="print the raw JSON view")
+    p.set_defaults(func=cmd_members)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=cmd_version)

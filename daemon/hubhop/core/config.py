@@ -14,7 +14,10 @@ This module is pure: it takes the document's text; reading the file is the calle
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 # Chip types are labels such as "nvidia-h100", "ascend-910b", "cpu".
 CHIP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+BASE64_PATTERN = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -92,6 +96,30 @@ class LifecycleSettings:
     drain_grace_s: float = 30.0
 
 
+# Gossip timing a config may override, with the bounds it may set them within. The defaults and
+# their reasons live with the protocol (hubhop.core.swim.GossipSettings).
+GOSSIP_TUNABLES: dict[str, tuple[float, float]] = {
+    "probe_interval_s": (0.05, 60.0),
+    "probe_timeout_s": (0.01, 30.0),
+    "gossip_interval_s": (0.01, 10.0),
+    "push_pull_interval_s": (0.5, 3600.0),
+    "suspicion_mult": (1.0, 20.0),
+}
+AES_KEY_LENGTHS = (16, 24, 32)
+
+
+@dataclass(frozen=True)
+class GossipConfig:
+    bind: ListenAddress  # UDP and TCP, the same port, as memberlist does
+    seeds: tuple[ListenAddress, ...] = ()
+    # The keyring: base64 AES keys, the first one primary. Exactly one of `keys` (inline, for a
+    # lab) or `keyring_file` (one key per line, for systemd's LoadCredential) is given: gossip is
+    # never sent in the clear.
+    keys: tuple[str, ...] = ()
+    keyring_file: str = ""
+    tuning: tuple[tuple[str, float], ...] = ()
+
+
 @dataclass(frozen=True)
 class KernelSettings:
     # Where numba keeps compiled kernels between starts. Empty: numba's own choice (beside the
@@ -135,6 +163,8 @@ class NodeConfig:
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     log: LogSettings = field(default_factory=LogSettings)
     kernels: KernelSettings = field(default_factory=KernelSettings)
+    # None: this node does not gossip (a single node serving its own backends).
+    gossip: GossipConfig | None = None
     backends: tuple[BackendConfig, ...] = ()
 
     def backends_for(self, protocol: str, model: str) -> tuple[BackendConfig, ...]:
@@ -211,14 +241,51 @@ def _build(root: _Table) -> NodeConfig | None:
     kernels = KernelSettings(cache_dir=cache_dir)
     kernels_t.finish()
 
+    gossip = _gossip(root) if root.has("gossip") else None
+
     backends = tuple(_backend(t) for t in root.table_array("backends"))
     names = [b.name for b in backends]
     for name in sorted({n for n in names if names.count(n) > 1}):
         root.fault("backends", f"backend name {name!r} is used more than once")
     root.finish()
     return NodeConfig(
-        node=identity, http=http, lifecycle=lifecycle, log=log, kernels=kernels, backends=backends
+        node=identity,
+        http=http,
+        lifecycle=lifecycle,
+        log=log,
+        kernels=kernels,
+        gossip=gossip,
+        backends=backends,
     )
+
+
+def _gossip(root: _Table) -> GossipConfig:
+    t = root.table("gossip")
+    bind = t.listen_address("bind", required=True)
+    if bind.port == 0:
+        t.fault("bind", "needs a fixed port: peers and seeds reach this node there")
+    seeds = tuple(t.listen_address_list("seeds"))
+    keys = t.string_list("keys", pattern=BASE64_PATTERN, required=False)
+    for key in keys:
+        try:
+            length = len(base64.b64decode(key, validate=True))
+        except binascii.Error:
+            t.fault("keys", "a key is not valid base64")
+            continue
+        if length not in AES_KEY_LENGTHS:
+            t.fault("keys", f"a key decodes to {length} bytes; AES needs 16, 24 or 32")
+    keyring_file = t.string("keyring_file")
+    if keyring_file and not keyring_file.startswith("/"):
+        t.fault("keyring_file", f"{keyring_file!r} must be an absolute path")
+    if bool(keys) == bool(keyring_file):
+        t.fault("keys", "give exactly one of keys or keyring_file: gossip is always encrypted")
+    tuning = []
+    for name, (lo, hi) in GOSSIP_TUNABLES.items():
+        value = t.number(name, math.nan, lo=lo, hi=hi)
+        if not math.isnan(value):
+            tuning.append((name, value))
+    t.finish()
+    return GossipConfig(bind, seeds, keys, keyring_file, tuple(tuning))
 
 
 def _backend(t: _Table) -> BackendConfig:
@@ -334,8 +401,28 @@ class _Table:
                 self.fault(key, f"{item!r} is not one of {', '.join(allowed)}")
         return tuple(dict.fromkeys(items))
 
-    def string_list(self, key: str, *, pattern: re.Pattern[str]) -> tuple[str, ...]:
-        value = self._get(key, True)
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def listen_address_list(self, key: str) -> list[ListenAddress]:
+        value = self._get(key, False)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fault(key, f"must be a list of IP:PORT strings, got {_kind(value)}")
+            return []
+        # Each entry is checked by the one-address reader, on a table holding just that entry.
+        out = []
+        for i, text in enumerate(value):
+            name = f"{key}[{i}]"
+            entry = _Table({name: text}, self._path, self._source, self._faults)
+            out.append(entry.listen_address(name, required=True))
+        return out
+
+    def string_list(
+        self, key: str, *, pattern: re.Pattern[str], required: bool = True
+    ) -> tuple[str, ...]:
+        value = self._get(key, required)
         if value is None:
             return ()
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):

@@ -45,6 +45,8 @@ class EndpointState:
 
     config: NodeConfig
     draining: bool = False
+    # Set when the node gossips: the members as this node sees them.
+    members: Callable[[], list[dict[str, Any]]] | None = None
 
 
 STATE_KEY = web.AppKey("hubhop_state", EndpointState)
@@ -201,6 +203,20 @@ async def kserve_model(request: web.Request) -> web.StreamResponse:
     return await pool.forward(request, backend, body, _served_by(request, backend.name), route_ms)
 
 
+async def hubhop_members(request: web.Request) -> web.Response:
+    """GET /hubhop/v1/members: the membership and capacity view of this node."""
+    state = _state(request)
+    members = (
+        state.members()
+        if state.members is not None
+        else [{"name": state.config.node.name, "state": "alive", "gossip": False}]
+    )
+    return web.json_response(
+        {"node": state.config.node.name, "members": members},
+        headers={REQUEST_ID_HEADER: request[REQUEST_ID]},
+    )
+
+
 def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Application:
     app = web.Application(middlewares=[errors_and_request_ids])
     app[STATE_KEY] = state
@@ -210,6 +226,7 @@ def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Applicati
     app.router.add_post("/v1/embeddings", openai_inference)
     app.router.add_get("/v1/models", openai_models)
     app.router.add_get("/v1/models/{model}", openai_model)
+    app.router.add_get("/hubhop/v1/members", hubhop_members)
     app.router.add_get("/v2", kserve_server_metadata)
     app.router.add_get("/v2/health/live", kserve_live)
     app.router.add_get("/v2/health/ready", kserve_ready)

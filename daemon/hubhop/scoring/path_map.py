@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from hubhop.core.capacity import COORDINATE_DIMENSIONS
 from hubhop.scoring import kernels
 from hubhop.scoring.vocabulary import Vocabulary
 from hubhop_native import csr
@@ -23,8 +24,6 @@ from hubhop_native import csr
 # A relaying daemon reads the request head and opens (or reuses) an upstream connection: about
 # 0.1 ms on the hardware this runs on, small against the 1 ms city tier but never free.
 DEFAULT_RELAY_COST_MS = 0.1
-# Vivaldi coordinates as Serf/Consul use them: 8 dimensions plus a height.
-COORDINATE_DIMENSIONS = 8
 
 
 class PathMap:
@@ -51,6 +50,15 @@ class PathMap:
     def remove_link(self, a: str, b: str) -> None:
         key = (self.nodes.id_of(a), self.nodes.id_of(b))
         if self._links.pop(key, None) is not None:
+            self._dirty = True
+
+    def remove_links_from(self, node: str) -> None:
+        ident = self.nodes.lookup(node)
+        if ident is None:
+            return
+        kept = {k: v for k, v in self._links.items() if k[0] != ident}
+        if len(kept) != len(self._links):
+            self._links = kept
             self._dirty = True
 
     def set_coordinate(self, node: str, vector: tuple[float, ...], height: float) -> None:

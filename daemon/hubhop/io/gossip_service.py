@@ -1,0 +1,254 @@
+"""Gossip in the daemon: membership and the capacity table, kept live and fed to the router.
+
+Rules:
+- The keyring comes from the config (inline keys or a keyring file, one base64 key per line);
+  a node never gossips in the clear.
+- The channel's epoch is the wall-clock boot time in ns, so a restarted node's datagrams are
+  newer than its previous life's and a replay of the old ones is refused.
+- This node publishes its own capacity record at start, then checks every
+  REPUBLISH_CHECK_S whether its load changed meaningfully or the maximum interval passed
+  (`hubhop.core.republish`); it never republishes per request.
+- Membership and record events update the scoring bridge: rows for every backend a record
+  names, liveness from membership, links and coordinates for the path map.
+- On shutdown the node leaves (a LEFT broadcast, so peers mark it left, not failed) and gives
+  that LEAVE_WAIT_S to go out before closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hubhop.core import swim
+from hubhop.core.capacity import CapacityRecord, encode_record, record_from_config
+from hubhop.core.capacity_table import CapacityTable, RecordRemoved, RecordUpdated
+from hubhop.core.config import ConfigError, GossipConfig, NodeConfig
+from hubhop.core.keyring import Keyring
+from hubhop.core.republish import RepublishPolicy
+from hubhop.core.secure_channel import SecureChannel
+from hubhop.io.gossip_transport import GossipTransport
+from hubhop.scoring.candidates import BackendLoad
+from hubhop.scoring.scorer import Scorer
+
+log = logging.getLogger(__name__)
+
+# How often the node compares its live load with what it last published. The policy decides
+# whether to publish; a second is fine-grained next to the gossip's own sub-second spread.
+REPUBLISH_CHECK_S = 1.0
+# A LEFT broadcast goes out on the next gossip ticks (0.1 s apart by default); half a second
+# lets several go before the sockets close.
+LEAVE_WAIT_S = 0.5
+
+# A record publishes service_ms 0 until its node has measured one. The router then assumes a
+# typical single inference on an accelerator: it only orders candidates whose other figures
+# tie, and is replaced as soon as the node publishes a measurement.
+UNMEASURED_SERVICE_MS = 50.0
+
+LoadSampler = Callable[[], Mapping[str, tuple[float, tuple[float, float, float], float]]]
+
+
+def load_keyring(gossip: GossipConfig) -> Keyring:
+    """The keyring the config names; ConfigError with the file and fault when it is unusable."""
+    if gossip.keys:
+        return Keyring.from_base64(list(gossip.keys))
+    path = Path(gossip.keyring_file)
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read keyring: {exc.strerror or exc}"]) from None
+    try:
+        return Keyring.from_base64([line for line in lines if line and not line.startswith("#")])
+    except ValueError as exc:
+        raise ConfigError([f"{path}: bad keyring: {exc}"]) from None
+
+
+def gossip_settings(gossip: GossipConfig) -> swim.GossipSettings:
+    """The protocol's defaults with the config's overrides, each in its default's type."""
+    defaults = swim.GossipSettings()
+    overrides: dict[str, Any] = {
+        name: type(getattr(defaults, name))(value) for name, value in gossip.tuning
+    }
+    return dataclasses.replace(defaults, **overrides)
+
+
+class GossipService:
+    def __init__(
+        self, config: NodeConfig, http_addr: str, sample_load: LoadSampler, scorer: Scorer
+    ) -> None:
+        assert config.gossip is not None
+        self.config = config
+        self.gossip = config.gossip
+        self.http_addr = http_addr
+        self.sample_load = sample_load
+        self.scorer = scorer
+        self.table = CapacityTable()
+        self.policy = RepublishPolicy()
+        self.channel = SecureChannel(
+            load_keyring(self.gossip), config.node.name, time.time_ns(), random.Random()
+        )
+        bind = (self.gossip.bind.host, self.gossip.bind.port)
+        self.node: swim.GossipNode | None = None
+        self.transport: GossipTransport | None = None
+        self._bind = bind
+        self._published: CapacityRecord | None = None
+        self._published_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        # Members that membership says are dead or gone: a record about them, arriving late,
+        # must not make them routable again.
+        self._down: set[str] = set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.node = swim.GossipNode(
+            self.config.node.name,
+            self._bind,
+            gossip_settings(self.gossip),
+            self.channel,
+            self.table,
+            random.Random(),
+            loop.time(),
+        )
+        self.transport = GossipTransport(self.node, self._bind)
+        self.transport.subscribe(self._on_event)
+        await self.transport.start()
+        self.publish(force=True)
+        seeds = [(s.host, s.port) for s in self.gossip.seeds if (s.host, s.port) != self._bind]
+        if seeds:
+            self.node.join(seeds, loop.time())
+        self.transport.pump()
+        self._task = asyncio.create_task(self._republish_loop())
+
+    def current_record(self) -> CapacityRecord:
+        return record_from_config(
+            self.config, str(self.gossip.bind), self.http_addr, self.sample_load()
+        )
+
+    def publish(self, force: bool = False) -> bool:
+        """Publish this node's record when it changed meaningfully (or when forced)."""
+        assert self.node is not None and self.transport is not None
+        now = self.transport.now
+        record = self.current_record()
+        if not force and not self.policy.should_publish(
+            self._published, record, self._published_at, now
+        ):
+            return False
+        self.node.update_record(encode_record(record), now)
+        self._published, self._published_at = record, now
+        self.transport.pump()
+        return True
+
+    async def _republish_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REPUBLISH_CHECK_S)
+            try:
+                self.publish()
+            except Exception:
+                log.exception("republishing this node's record failed")
+
+    def reconfigure(self, config: NodeConfig) -> None:
+        """A reloaded config changes what this node fronts: publish it at once."""
+        self.config = config
+        self.publish(force=True)
+
+    def _on_event(self, event: swim.GossipEvent) -> None:
+        if isinstance(event, swim.RecordChanged):
+            self._drain_table()
+            return
+        name = getattr(event, "name", None)
+        if name is None or name == self.config.node.name:
+            return
+        if isinstance(event, swim.MemberJoined | swim.MemberAlive):
+            self._down.discard(name)
+            self.scorer.table.set_alive(name, True)
+        elif isinstance(event, swim.MemberDead | swim.MemberLeft):
+            self._down.add(name)
+            self.scorer.table.set_alive(name, False)
+        elif isinstance(event, swim.MemberReaped):
+            self._down.discard(name)
+            self.scorer.table.remove_node(name)
+            self.scorer.paths.remove_node(name)
+        if not isinstance(event, swim.MemberSuspect):
+            log.info("member %s: %s", name, type(event).__name__)
+
+    def _drain_table(self) -> None:
+        while (change := self.table.next_event()) is not None:
+            if isinstance(change, RecordUpdated):
+                self._apply_record(change.record)
+            elif isinstance(change, RecordRemoved):
+                self.scorer.table.remove_node(change.name)
+                self.scorer.paths.remove_node(change.name)
+
+    def _apply_record(self, record: CapacityRecord) -> None:
+        scorer = self.scorer
+        scorer.table.remove_node(record.node)
+        alive = record.node not in self._down
+        for backend in record.backends:
+            scorer.table.upsert(
+                record.node,
+                backend.name,
+                BackendLoad(
+                    models=backend.models,
+                    chip=backend.chip,
+                    price=backend.price,
+                    green_share=backend.green_share,
+                    slots=backend.slots,
+                    emergency_reserve=backend.emergency_reserve,
+                    busy=backend.busy,
+                    queue=backend.queue,
+                    service_ms=backend.service_ms or UNMEASURED_SERVICE_MS,
+                    alive=alive,
+                ),
+            )
+        scorer.paths.remove_links_from(record.node)  # a link the node no longer reports is gone
+        for peer, rtt_ms in record.links:
+            scorer.paths.set_link(record.node, peer, rtt_ms)
+        if record.coordinate is not None:
+            scorer.paths.set_coordinate(record.node, record.coordinate, record.height)
+
+    def members(self) -> list[dict[str, Any]]:
+        """Members as this node sees them, with what each one's record says."""
+        assert self.node is not None
+        records = self.table.records()
+        out = []
+        for member in sorted(self.node.members(), key=lambda m: m.name):
+            entry: dict[str, Any] = {
+                "name": member.name,
+                "addr": f"{member.addr[0]}:{member.addr[1]}",
+                "state": member.state,
+                "incarnation": member.incarnation,
+            }
+            held = records.get(member.name)
+            if held is not None:
+                version, record = held
+                entry.update(
+                    record_version=version,
+                    role=record.role,
+                    region=record.region,
+                    city=record.city,
+                    http=record.http_addr,
+                    backends=[b.name for b in record.backends],
+                    models=sorted({m for b in record.backends for m in b.models}),
+                )
+            out.append(entry)
+        return out
+
+    def counters(self) -> dict[str, int]:
+        assert self.node is not None and self.transport is not None
+        merged: dict[str, int] = dict(self.node.counters)
+        merged.update({f"transport_{k}": v for k, v in self.transport.counters.items()})
+        merged.update({f"drop_{k}": v for k, v in self.channel.drops.items()})
+        return merged
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.transport is not None:
+            await self.transport.leave(LEAVE_WAIT_S)
+            await self.transport.close()

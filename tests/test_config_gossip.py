@@ -1,0 +1,66 @@
+"""The [gossip] section: what an operator writes to put a node in a cluster, and its faults."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from hubhop.core.config import ConfigError, parse_config
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+BASE = '[node]\nname = "wuhan-edge-1"\nrole = "edge"\n[http]\nlisten = "127.0.1.1:8080"\n'
+
+
+def faults(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASE + text, "edge.toml")
+    return caught.value.faults
+
+
+def test_a_node_without_the_section_does_not_gossip() -> None:
+    assert parse_config(BASE, "edge.toml").gossip is None
+
+
+def test_a_full_section_parses_with_seeds_keys_and_tuning() -> None:
+    config = parse_config(
+        BASE
+        + '[gossip]\nbind = "127.0.4.1:7946"\nseeds = ["127.0.4.2:7946", "[::1]:7946"]\n'
+        + f'keys = ["{KEY}"]\nprobe_interval_s = 0.25\nsuspicion_mult = 4\n',
+        "edge.toml",
+    )
+    gossip = config.gossip
+    assert gossip is not None
+    assert str(gossip.bind) == "127.0.4.1:7946"
+    assert [str(s) for s in gossip.seeds] == ["127.0.4.2:7946", "[::1]:7946"]
+    assert gossip.keys == (KEY,)
+    assert dict(gossip.tuning) == {"probe_interval_s": 0.25, "suspicion_mult": 4.0}
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ('bind = "127.0.4.1:7946"\n',
+         "edge.toml: gossip.keys: give exactly one of keys or keyring_file: gossip is always "
+         "encrypted"),
+        (f'bind = "127.0.4.1:7946"\nkeys = ["{KEY}"]\nkeyring_file = "/etc/hubhop/keys"\n',
+         "edge.toml: gossip.keys: give exactly one of keys or keyring_file: gossip is always "
+         "encrypted"),
+        ('bind = "127.0.4.1:7946"\nkeys = ["AAAA"]\n',
+         "edge.toml: gossip.keys: a key decodes to 3 bytes; AES needs 16, 24 or 32"),
+        ('bind = "127.0.4.1:7946"\nkeys = ["abc"]\n',
+         "edge.toml: gossip.keys: a key is not valid base64"),
+        (f'bind = "127.0.4.1:0"\nkeys = ["{KEY}"]\n',
+         "edge.toml: gossip.bind: needs a fixed port: peers and seeds reach this node there"),
+        (f'bind = "127.0.4.1:7946"\nkeys = ["{KEY}"]\nseeds = ["127.0.4.2"]\n',
+         "edge.toml: gossip.seeds[0]: '127.0.4.2' must be IP:PORT (e.g. 127.0.1.1:8080)"),
+        (f'bind = "127.0.4.1:7946"\nkeys = ["{KEY}"]\nprobe_interval_s = 0\n',
+         "edge.toml: gossip.probe_interval_s: 0 is out of range [0.05, 60.0]"),
+        (f'bind = "127.0.4.1:7946"\nkeys = ["{KEY}"]\nprobe_intervl_s = 1\n',
+         "edge.toml: gossip.probe_intervl_s: unknown key"),
+        (f'bind = "127.0.4.1:7946"\nkeys = ["{KEY}"]\nkeyring_file = "keys.txt"\n',
+         "edge.toml: gossip.keyring_file: 'keys.txt' must be an absolute path"),
+    ],
+)  # fmt: skip
+def test_each_gossip_fault_is_named(section: str, expected: str) -> None:
+    assert expected in faults("[gossip]\n" + section)
