@@ -221,11 +221,12 @@ def configure_logging(level: str) -> None:
 
 
 def run_node(config: NodeConfig, config_path: str | Path | None, loop_kind: str = "auto") -> int:
-    """Blocking entry point of `hubhop run`."""
+    """Blocking entry point of `hubhop run`.
+
+    `kernels.cache_dir` must already be in NUMBA_CACHE_DIR: importing this module imports numba,
+    which reads it once (`hubhop run` sets it before importing the app).
+    """
     configure_logging(config.log.level)
-    if config.kernels.cache_dir:
-        # numba reads this once, when it is first imported: before the kernels are.
-        os.environ["NUMBA_CACHE_DIR"] = config.kernels.cache_dir
     path = Path(config_path) if config_path is not None else None
 
     async def main() -> int:

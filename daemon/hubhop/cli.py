@@ -8,6 +8,7 @@ restarted in a loop), 1 for anything else.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -44,13 +45,16 @@ def cmd_check_config(ns: argparse.Namespace) -> int:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from hubhop.app import run_node
-
     try:
         config = load_config(ns.config)
     except ConfigError as error:
         _print_faults(error)
         return EX_CONFIG
+    if config.kernels.cache_dir:
+        # numba reads this once, when it is first imported, and importing the app imports it.
+        os.environ["NUMBA_CACHE_DIR"] = config.kernels.cache_dir
+    from hubhop.app import run_node
+
     return run_node(config, config_path=ns.config, loop_kind=ns.loop)
 
 
