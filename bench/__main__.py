@@ -17,6 +17,7 @@ from types import ModuleType
 BENCHMARKS: dict[str, str] = {
     "proxy_overhead": "bench.proxy_overhead",
     "kernels": "bench.kernels",
+    "gossip": "bench.gossip",
 }
 
 

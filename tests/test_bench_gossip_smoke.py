@@ -1,0 +1,66 @@
+"""`python -m bench gossip --quick --no-serf` runs end to end, as a user would run it.
+
+This checks that the benchmark starts a cluster of real daemons, measures the join, the record
+changes and the kill, writes its JSON and prints its tables. It asserts no timings: those belong
+to the benchmark's report, and a shared CI box is too noisy for thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The quick plan takes about two and a half minutes (eight daemons, a 60 s starvation run, the
+# 1,000-node simulation beside it); the bound leaves room for a loaded box.
+TIMEOUT_S = 240
+
+
+@pytest.mark.slow
+def test_gossip_quick_run_writes_hubhop_figures(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "gossip", "--quick", "--out", str(out), "--no-serf"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+
+    document = json.loads((out / "gossip.json").read_text())
+    assert document["benchmark"] == "gossip"
+    assert document["machine"]["cpu_model"]
+    assert "serf" in document["skipped"]
+    hubhop = document["results"]["hubhop"]["8"]
+
+    join = hubhop["join"]
+    assert join["nodes_complete"] == 8
+    assert join["complete_after_last_join_s"] is not None
+    assert join["pairs"]["n"] == 8 * 7
+
+    update = hubhop["update"]
+    assert update["count"] >= 10
+    assert update["timed_out"] == 0
+    assert update["all_nodes"]["p50"] is not None
+    assert update["all_nodes"]["max"] >= update["all_nodes"]["p50"]
+
+    failure = hubhop["failure"]
+    assert failure["seen_dead_by"] == failure["observers"] == 7
+    assert failure["first_s"] is not None and failure["all_s"] is not None
+
+    steady = hubhop["steady"]
+    assert steady["nodes"] == 8
+    assert steady["cpu_pct_mean"] is not None and steady["rss_mb_mean"] > 0
+
+    assert "hubhop" in document["results"]["false_positives"]
+    assert {t["target"] for t in document["targets"]} >= {"update p99 <= Serf's"}
+    for title in ("hubhop vs Serf", "Targets"):
+        assert title in done.stdout, title
+    if "plot skipped" not in done.stdout:
+        assert (out / "gossip.png").stat().st_size > 0
