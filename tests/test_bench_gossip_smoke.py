@@ -7,14 +7,12 @@ to the benchmark's report, and a shared CI box is too noisy for thresholds.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.bench_runs import run_quick
+
 # The quick plan takes about two and a half minutes (eight daemons, a 60 s starvation run, the
 # 1,000-node simulation beside it); the bound leaves room for a loaded box.
 TIMEOUT_S = 240
@@ -23,18 +21,7 @@ TIMEOUT_S = 240
 @pytest.mark.slow
 def test_gossip_quick_run_writes_hubhop_figures(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "gossip", "--quick", "--out", str(out), "--no-serf"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-
-    document = json.loads((out / "gossip.json").read_text())
-    assert document["benchmark"] == "gossip"
+    stdout, document = run_quick("gossip", out, "--no-serf", timeout_s=TIMEOUT_S)
     assert document["machine"]["cpu_model"]
     assert "serf" in document["skipped"]
     hubhop = document["results"]["hubhop"]["8"]
@@ -61,6 +48,6 @@ def test_gossip_quick_run_writes_hubhop_figures(tmp_path: Path) -> None:
     assert "hubhop" in document["results"]["false_positives"]
     assert {t["target"] for t in document["targets"]} >= {"update p99 <= Serf's"}
     for title in ("hubhop vs Serf", "Targets"):
-        assert title in done.stdout, title
-    if "plot skipped" not in done.stdout:
+        assert title in stdout, title
+    if "plot skipped" not in stdout:
         assert (out / "gossip.png").stat().st_size > 0

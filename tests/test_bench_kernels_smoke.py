@@ -8,14 +8,12 @@ CI box is too noisy for thresholds.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.bench_runs import run_quick
+
 # The quick plan takes about 10 s; an empty-cache compile on a loaded 2-core box can add a lot.
 TIMEOUT_S = 180
 
@@ -27,19 +25,7 @@ PATH_SIZES = {"100", "1000", "10000"}
 @pytest.mark.slow
 def test_kernels_quick_run_writes_results_and_prints_the_table(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "kernels", "--quick", "--out", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-
-    document = json.loads((out / "kernels.json").read_text())
-    assert document["benchmark"] == "kernels"
-    assert document["machine"]["cores"] >= 1
+    stdout, document = run_quick("kernels", out, timeout_s=TIMEOUT_S)
     assert document["machine"]["cpu_model"]
     results = document["results"]
 
@@ -72,9 +58,9 @@ def test_kernels_quick_run_writes_results_and_prints_the_table(tmp_path: Path) -
     assert all(t["pass"] in (True, False) for t in document["targets"])
 
     for title in ("Decision:", "Path recomputation:", "Cold start:", "Targets"):
-        assert title in done.stdout, title
+        assert title in stdout, title
     for row in ("10,000 / numba", "100,000 / numpy_ref", "10,000 / python_loop"):
-        assert row in done.stdout, row
-    assert "PASS" in done.stdout or "FAIL" in done.stdout
-    if "plot skipped" not in done.stdout:
+        assert row in stdout, row
+    assert "PASS" in stdout or "FAIL" in stdout
+    if "plot skipped" not in stdout:
         assert (out / "kernels.png").stat().st_size > 0

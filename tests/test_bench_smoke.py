@@ -7,14 +7,12 @@ shared CI box is too noisy for thresholds.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.bench_runs import run_quick
+
 # The quick plan measures for about 10-20 s; start-up on a loaded 2-core box adds a few more.
 TIMEOUT_S = 120
 
@@ -22,25 +20,13 @@ TIMEOUT_S = 120
 @pytest.mark.slow
 def test_proxy_overhead_quick_run_writes_results_and_prints_the_table(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "proxy_overhead", "--quick", "--out", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-
-    document = json.loads((out / "proxy_overhead.json").read_text())
-    assert document["benchmark"] == "proxy_overhead"
-    assert document["machine"]["cores"] >= 1
+    stdout, document = run_quick("proxy_overhead", out, timeout_s=TIMEOUT_S)
     assert document["machine"]["cpu_model"]
     variants = set(document["variants"])
     assert {"direct", "hubhop"} <= variants
     if "haproxy" not in variants:
         assert "haproxy" in document["skipped"]
-        assert "HAProxy variant skipped" in done.stdout
+        assert "HAProxy variant skipped" in stdout
     for workload in ("chat", "kserve_json", "upload_16mb"):
         by_variant = document["results"][workload]
         assert set(by_variant) == variants, workload
@@ -54,9 +40,9 @@ def test_proxy_overhead_quick_run_writes_results_and_prints_the_table(tmp_path: 
             else:
                 assert entry["cN"]["req_per_s"] > 0, (workload, variant)
 
-    assert "Small requests" in done.stdout
-    assert "Binary tensor upload" in done.stdout
+    assert "Small requests" in stdout
+    assert "Binary tensor upload" in stdout
     for variant in variants:
-        assert f"chat / {variant}" in done.stdout
-    if "plot skipped" not in done.stdout:
+        assert f"chat / {variant}" in stdout
+    if "plot skipped" not in stdout:
         assert (out / "proxy_overhead.png").stat().st_size > 0
