@@ -7,6 +7,7 @@ average around the run.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -83,6 +84,18 @@ def machine_info() -> dict[str, Any]:
         "packages": {name: _version(name) for name in TRACKED_PACKAGES},
         "load_average_at_start": load_average(),
     }
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, name: str, quick_help: str) -> None:
+    """The flags every benchmark takes: --quick (a smoke run) and --out (where results go)."""
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO_ROOT / "bench" / "results" / name,
+        metavar="DIR",
+        help=f"where to write the JSON and PNG (default: bench/results/{name}/)",
+    )
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._report import REPO_ROOT, load_average, machine_info, write_json
+from bench._report import REPO_ROOT, add_run_arguments, load_average, machine_info, write_json
 from bench.gossip import measure, plot, summary
 from bench.gossip.clusters import BenchError, Cluster, HubhopCluster
 from bench.gossip.plan import FULL, QUICK, Plan
@@ -51,18 +51,11 @@ SIM_TIMEOUT_S = 1200.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke run (N = 8, 10 updates, 60 s starvation; about 3 min) "
+    add_run_arguments(
+        parser,
+        NAME,
+        "a smoke run (N = 8, 10 updates, 60 s starvation; about 3 min) "
         "instead of the full one (about 15 min)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=f"where to write the JSON and PNG (default: bench/results/{NAME}/)",
     )
     parser.add_argument(
         "--install",
@@ -251,7 +244,7 @@ def run(ns: argparse.Namespace) -> int:
     _STARTED = time.monotonic()
     plan = QUICK if ns.quick else FULL
     sizes = list(ns.sizes or plan.sizes)
-    out_dir: Path = ns.out if ns.out is not None else REPO_ROOT / "bench" / "results" / NAME
+    out_dir: Path = ns.out
     out_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
     serf, serf_note = _serf_binary(ns)

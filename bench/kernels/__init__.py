@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._report import REPO_ROOT, load_average, machine_info, write_json
+from bench._report import add_run_arguments, load_average, machine_info, write_json
 from bench.kernels import checks, coldstart, floor, measure, plot, pyloop, summary, workloads
 from bench.kernels.plan import FULL, QUICK, Plan
 from hubhop.core.tiers import TIER_BOUNDS_MS
@@ -50,17 +50,8 @@ FLOOR_ROWS = 1_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke run (about 10 s) instead of the full one (about 1.5 min)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=f"where to write the JSON and PNG (default: bench/results/{NAME}/)",
+    add_run_arguments(
+        parser, NAME, "a smoke run (about 10 s) instead of the full one (about 1.5 min)"
     )
     parser.add_argument(
         "--no-cold-start",
@@ -181,7 +172,7 @@ def _build(
 
 def run(ns: argparse.Namespace) -> int:
     plan = QUICK if ns.quick else FULL
-    out_dir: Path = ns.out if ns.out is not None else REPO_ROOT / "bench" / "results" / NAME
+    out_dir: Path = ns.out
     started = time.monotonic()
     machine = machine_info()
     machine["packages"]["numba"] = _numba_version()

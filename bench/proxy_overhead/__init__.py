@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from bench import _haproxy, _http, _launch
-from bench._report import REPO_ROOT, load_average, machine_info, write_json
+from bench._report import add_run_arguments, load_average, machine_info, write_json
 from bench.proxy_overhead import measure, plot, summary, workloads
 from bench.proxy_overhead.plan import FULL, QUICK, Plan
 
@@ -66,17 +66,8 @@ BACKEND_ARGS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke run (about 10 s) instead of the full one (about 1 min)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=f"where to write the JSON and PNG (default: bench/results/{NAME}/)",
+    add_run_arguments(
+        parser, NAME, "a smoke run (about 10 s) instead of the full one (about 1 min)"
     )
     parser.add_argument(
         "--install",
@@ -155,7 +146,7 @@ async def _measure(plan: Plan, targets: list[measure.Target], backend: _launch.P
 
 def run(ns: argparse.Namespace) -> int:
     plan = QUICK if ns.quick else FULL
-    out_dir: Path = ns.out if ns.out is not None else REPO_ROOT / "bench" / "results" / NAME
+    out_dir: Path = ns.out
     started = time.monotonic()
     machine = machine_info()
     haproxy_binary, haproxy_note = _find_or_install_haproxy(ns)
