@@ -34,10 +34,17 @@ def test_first_publish_always() -> None:
     assert POLICY.should_publish(record(), record(), None, T0)
 
 
-def test_nothing_changed_means_no_publish_until_the_interval() -> None:
+def test_an_unchanged_record_is_never_republished() -> None:
     assert not publishes(record())
-    assert not publishes(record(), now=T0 + POLICY.max_interval_s - 0.01)
-    assert publishes(record(), now=T0 + POLICY.max_interval_s)
+    assert not publishes(record(), now=T0 + POLICY.max_interval_s)
+    assert not publishes(record(), now=T0 + 100 * POLICY.max_interval_s)
+
+
+def test_drift_below_every_threshold_is_published_after_the_interval() -> None:
+    drifted = with_backend(busy=record().backends[0].busy + 0.5)  # under one slot: not news
+    assert not publishes(drifted)
+    assert not publishes(drifted, now=T0 + POLICY.max_interval_s - 0.01)
+    assert publishes(drifted, now=T0 + POLICY.max_interval_s)
 
 
 def test_default_max_interval_is_ten_seconds() -> None:
@@ -205,6 +212,8 @@ def test_the_rules_apply_over_backends_present_in_both() -> None:
 
 def test_thresholds_are_settable() -> None:
     eager = RepublishPolicy(max_interval_s=1.0, min_interval_s=0.0, busy_fraction=0.0)
-    assert eager.should_publish(record(), record(), T0, T0 + 1.0)
+    drifted = with_backend(busy=record().backends[0].busy + 0.5)
+    assert eager.should_publish(record(), drifted, T0, T0 + 1.0)
+    assert not POLICY.should_publish(record(), drifted, T0, T0 + 1.0)
     assert eager.should_publish(record(), with_backend(busy=4.0), T0, T0)
     assert isinstance(with_backend().backends[0], BackendState)
