@@ -69,11 +69,11 @@ def time_of_death(confirmers: list[str]) -> float:
 
 
 def test_lifeguard_suspicion_fires_sooner_with_more_confirmations() -> None:
-    n = 7  # me, p1..p5, x: min = 3 * log10(7) floored to 1 * 0.5 s = 1.5 s; max = 9 s; k = 3
+    n = 7  # me, p1..p5, x: min = 2.5 * log10(7) floored to 1 * 0.5 s = 1.25 s; max 7.5 s; k = 3
     lonely = time_of_death([])
     confirmed = time_of_death(["p2", "p3", "p4"])
     assert confirmed < lonely
-    assert 1.5 <= confirmed < 1.6  # three confirmations: down to the minimum
+    assert 1.25 <= confirmed < 1.35  # three confirmations: down to the minimum
     assert lonely >= 5.0  # at most the node's own failed probe confirmed it
     assert n == 1 + len(PEERS) + 1
 

@@ -25,6 +25,8 @@ def test_datagram_round_trip_and_skips() -> None:
             wire.encode_dead("a", 3, "b"),
             wire.encode_left("a", 4),
             wire.encode_record("a", 9, b"payload"),
+            wire.encode_record_version("a", 9),
+            wire.encode_record_want("a", 9),
             msgpack.packb([99, "from the future"]),  # unknown type: skipped
             msgpack.packb([int(wire.MessageType.PING), -1, "b"]),  # bad seq: skipped
             msgpack.packb([int(wire.MessageType.ACK), True]),  # bool is not a seq
@@ -43,6 +45,8 @@ def test_datagram_round_trip_and_skips() -> None:
         wire.Dead("a", 3, "b"),
         wire.Left("a", 4),
         wire.Record("a", 9, b"payload"),
+        wire.RecordVersion("a", 9),
+        wire.RecordWant("a", 9),
     ]
     assert drops == Counter(msg_unknown_type=1, msg_malformed=3)
     assert wire.decode_datagram(b"\xc1", drops) == []
@@ -64,6 +68,8 @@ def test_message_types_are_append_only() -> None:
         ("PUSH_PULL_REQUEST", 10),
         ("PUSH_PULL_REPLY", 11),
         ("PUSH_PULL_RECORDS", 12),
+        ("RECORD_VERSION", 13),
+        ("RECORD_WANT", 14),
     ]
     assert "APPEND-ONLY" in (wire.MessageType.__doc__ or "")
 

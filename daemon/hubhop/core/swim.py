@@ -21,10 +21,19 @@ Rules:
   replier lacks. Remote states merge with the same incarnation rules (a remote "dead" only makes
   us suspect, as in memberlist). Every push-pull interval one random live member is chosen, and
   one random failed (not left) member too, so that partitions heal (Serf's reconnect).
+- Membership news (alive, suspect, dead, left) is small and rare, so it is sent
+  `membership_retransmit_scale` times the base limit: nobody should wait for push-pull to hear
+  of a join or a death.
+- Fresh news (a membership change, a record newly stored) brings the next gossip tick forward,
+  to no sooner than a quarter interval after the last: each hop of an epidemic then costs a link
+  delay rather than half a gossip interval, and a flood of news still ticks at most 4x as often.
 - Records: `update_record` raises our own version; a received record newer than held (the store
-  decides) is stored, re-gossiped and announced with RecordChanged. Records too big for a
-  datagram travel only by push-pull. Versions start at the channel epoch (it grows across
-  restarts); should someone still hold our record at a version above ours, we jump past it.
+  decides) is stored, re-gossiped and announced with RecordChanged. Beside each record gossip
+  carries its RECORD_VERSION announcement at `record_announce_scale` times the base limit; a node
+  that hears of a version it lacks asks the announcer with RECORD_WANT (record_wants.py).
+  Records too big for a datagram travel only by push-pull. Versions start at the channel epoch
+  (it grows across restarts); should someone still hold our record at a version above ours, we
+  jump past it.
 - Dead and left members are reaped after `reap_after_s`. Leaving: LEFT broadcast, no more probing.
 - Every receive path opens the secure channel first (a Dropped datagram is counted and
   ignored), then decodes strictly (swim_messages.py). Nothing a peer sends raises.
@@ -51,6 +60,7 @@ from hubhop.core.members import (
     dead_overrides,
     suspect_overrides,
 )
+from hubhop.core.record_wants import RecordWants
 from hubhop.core.secure_channel import MAX_DATAGRAM_BYTES, MAX_STREAM_BYTES, Dropped, SecureChannel
 from hubhop.core.suspicion import Suspicion, suspicion_min_timeout
 
@@ -92,8 +102,11 @@ class GossipSettings:
     # a false suspicion from one bad link unlikely.
     indirect_checks: int = 3
     # Suspicion lasts at least mult * log10(n) probe intervals (memberlist LAN uses 4 with a 1 s
-    # interval; 3 with 0.5 s is 1.5 s at 10 nodes, 4.5 s at 1,000).
-    suspicion_mult: float = 3.0
+    # interval): 2.5 with 0.5 s is 1.25 s at 10 nodes, 2.3 s at 64, 3.75 s at 1,000. A suspect
+    # hears of it within a probe or a gossip tick and its refutation spreads in a few ticks, so
+    # this leaves a stalled but alive node (a GC pause, a CPU-starved box) over a second to
+    # answer, while a dead one is declared dead by everybody in about 3-4 s at 64 nodes.
+    suspicion_mult: float = 2.5
     # Without confirmations a suspicion lasts up to 6x the minimum (memberlist's default), giving
     # a slow but alive node time to refute; confirmations shrink it toward the minimum.
     suspicion_max_timeout_mult: float = 6.0
@@ -116,6 +129,22 @@ class GossipSettings:
     gossip_to_dead_s: float = 10.0
     # Sealed size a datagram may have (secure_channel.py: fits a 1500-byte MTU with headers).
     max_datagram_bytes: int = MAX_DATAGRAM_BYTES
+    # Membership news (~40 bytes a message) goes out 3x the base limit: at 1x about 1% of nodes
+    # miss a given join or death at 8 members (e^-limit, see broadcasts.py) and wait for
+    # push-pull, tens of seconds; at 3x a miss is ~e^-12 per node, for a few extra bytes per event.
+    membership_retransmit_scale: int = 3
+    # Record announcements (~20 bytes) go out 2x: the records themselves (hundreds of bytes)
+    # stay at 1x, and a node that missed one pulls it (record_wants.py); missing both is about
+    # e^-3L. In the simulator (200 updates, 8 and 64 nodes) the slowest node then had every
+    # update within 0.6 s, where at 1x some waited 5-26 s for push-pull; 3x was no better.
+    record_announce_scale: int = 2
+    # Wait this long after an announcement before asking for a record we lack: the record
+    # usually rides in the same datagram or arrives within a gossip tick or two (0.1 s each).
+    record_want_delay_s: float = 0.25
+    # Ask again after this long without the record (an ask and its answer take one round trip,
+    # a few ms here; 0.5 s leaves room for a busy peer), at most this many times.
+    record_want_retry_s: float = 0.5
+    record_want_attempts: int = 3
 
     def __post_init__(self) -> None:
         positive = (
@@ -125,6 +154,8 @@ class GossipSettings:
             self.suspicion_max_timeout_mult,
             self.gossip_interval_s,
             self.push_pull_interval_s,
+            self.record_want_delay_s,
+            self.record_want_retry_s,
         )
         if any(not v > 0 for v in positive):
             raise ValueError("gossip intervals, timeouts and multipliers must be positive")
@@ -132,6 +163,16 @@ class GossipSettings:
             raise ValueError("probe_timeout_s must not exceed probe_interval_s")
         if self.indirect_checks < 0 or self.gossip_fanout < 1 or self.retransmit_mult < 1:
             raise ValueError("indirect_checks >= 0, gossip_fanout >= 1, retransmit_mult >= 1")
+        scales = (
+            self.membership_retransmit_scale,
+            self.record_announce_scale,
+            self.record_want_attempts,
+        )
+        if any(v < 1 for v in scales):
+            raise ValueError(
+                "membership_retransmit_scale, record_announce_scale and record_want_attempts "
+                "must be at least 1"
+            )
         if self.awareness_max_multiplier < 1:
             raise ValueError("awareness_max_multiplier must be at least 1")
         if self.reap_after_s < 0 or self.gossip_to_dead_s < 0:
@@ -261,6 +302,11 @@ class GossipNode:
         self._suspicions: dict[str, Suspicion] = {}
         self._gone: dict[str, float] = {}  # dead or left member -> since
         self._queue = BroadcastQueue()
+        self._wants = RecordWants(
+            settings.record_want_delay_s,
+            settings.record_want_retry_s,
+            settings.record_want_attempts,
+        )
         self._outbox: list[tuple[bytes, Address]] = []
         self._streams: list[tuple[Address, bytes]] = []
         self._events: deque[GossipEvent] = deque()
@@ -276,6 +322,7 @@ class GossipNode:
         # Timers start at random phases so nodes started together do not tick in lockstep.
         self._next_probe = now + rng.random() * settings.probe_interval_s
         self._next_gossip = now + rng.random() * settings.gossip_interval_s
+        self._last_gossip = -math.inf
         self._next_push_pull = now + rng.random() * settings.push_pull_interval_s
 
     # ---- public API ----------------------------------------------------------------------------
@@ -323,7 +370,7 @@ class GossipNode:
         self._probe = None
         self._me.state = MemberState.LEFT
         self._me.state_change = now
-        self._queue.queue(("m", self.name), wire.encode_left(self.name, self._me.incarnation))
+        self._broadcast_member(self.name, wire.encode_left(self.name, self._me.incarnation))
         self._next_gossip = min(self._next_gossip, now)
 
     def update_record(self, payload: bytes, now: float) -> int:
@@ -440,6 +487,9 @@ class GossipNode:
             deadlines.append(self._next_gossip)
         if self._gone:
             deadlines.append(min(self._gone.values()) + self.settings.reap_after_s)
+        want = self._wants.next_deadline()
+        if want is not None:
+            deadlines.append(want)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -493,12 +543,15 @@ class GossipNode:
         if now >= self._next_gossip:
             self._next_gossip = now + self.settings.gossip_interval_s
             if self._queue:
+                self._last_gossip = now
                 self._gossip(now)
         if not self._left and now >= self._next_push_pull:
             self._next_push_pull = now + _push_pull_scale(
                 self.settings.push_pull_interval_s, len(self._members)
             )
             self._push_pull_tick()
+        if self._wants:
+            self._ask_for_records(now)
         if self._gone:
             after = self.settings.reap_after_s  # the same sum as get_timer: no float gap
             for name in [n for n, t in self._gone.items() if t + after <= now]:
@@ -593,6 +646,8 @@ class GossipNode:
         self._suspicions.pop(name, None)
         self._queue.discard(("m", name))
         self._queue.discard(("r", name))
+        self._queue.discard(("v", name))
+        self._wants.forget(name)
         try:
             self.records.forget(name)
         except Exception:
@@ -711,6 +766,10 @@ class GossipNode:
             self._on_dead(message.name, message.incarnation, message.name, now, left=True)
         elif isinstance(message, wire.Record):
             self._on_record(message)
+        elif isinstance(message, wire.RecordVersion):
+            self._on_record_version(message, src, now)
+        elif isinstance(message, wire.RecordWant):
+            self._on_record_want(message, src)
 
     def _on_ack(self, seq: int) -> None:
         probe = self._probe
@@ -777,7 +836,7 @@ class GossipNode:
                 self._gone.pop(name, None)
                 self._emit(MemberAlive(name))
         if rebroadcast:
-            self._queue.queue(("m", name), wire.encode_alive(name, incarnation, addr))
+            self._broadcast_member(name, wire.encode_alive(name, incarnation, addr))
 
     def _on_suspect(self, name: str, incarnation: int, accuser: str, now: float) -> None:
         member = self._members.get(name)
@@ -791,14 +850,14 @@ class GossipNode:
         if suspicion is not None and member.state is MemberState.SUSPECT:
             if suspicion.confirm(accuser):
                 self.counters["suspicion_confirmations"] += 1
-                self._queue.queue(("m", name), wire.encode_suspect(name, incarnation, accuser))
+                self._broadcast_member(name, wire.encode_suspect(name, incarnation, accuser))
             return
         if not suspect_overrides(member, incarnation):
             return
         member.state = MemberState.SUSPECT
         member.incarnation = incarnation
         member.state_change = now
-        self._queue.queue(("m", name), wire.encode_suspect(name, incarnation, accuser))
+        self._broadcast_member(name, wire.encode_suspect(name, incarnation, accuser))
         n = len(self._members)
         k = self.settings.indirect_checks if n - 2 >= self.settings.indirect_checks else 0
         low = suspicion_min_timeout(self.settings.suspicion_mult, n, self.settings.probe_interval_s)
@@ -822,17 +881,17 @@ class GossipNode:
         self._suspicions.pop(name, None)
         self._gone[name] = now
         if left:
-            self._queue.queue(("m", name), wire.encode_left(name, incarnation))
+            self._broadcast_member(name, wire.encode_left(name, incarnation))
             self._emit(MemberLeft(name))
         else:
-            self._queue.queue(("m", name), wire.encode_dead(name, incarnation, accuser))
+            self._broadcast_member(name, wire.encode_dead(name, incarnation, accuser))
             self._emit(MemberDead(name))
 
     def _refute(self, accused: int) -> None:
         self._me.incarnation = max(self._me.incarnation + 1, accused + 1)
         self._awareness.apply_delta(1)
-        self._queue.queue(
-            ("m", self.name), wire.encode_alive(self.name, self._me.incarnation, self.addr)
+        self._broadcast_member(
+            self.name, wire.encode_alive(self.name, self._me.incarnation, self.addr)
         )
         self.counters["refutes"] += 1
 
@@ -841,9 +900,75 @@ class GossipNode:
             self._check_own_version({self.name: record.version})
             return
         if self._offer(record):
-            encoded = wire.encode_record(record.name, record.version, record.payload)
-            if len(encoded) <= self._body_budget - _RECORD_ROOM_BYTES:
-                self._queue.queue(("r", record.name), encoded)
+            self._gossip_record(record)
+
+    def _gossip_record(self, record: wire.Record) -> bool:
+        """Queue a record and its announcement; False when it is too big for a datagram."""
+        encoded = wire.encode_record(record.name, record.version, record.payload)
+        if len(encoded) > self._body_budget - _RECORD_ROOM_BYTES:
+            return False
+        self._queue.queue(("r", record.name), encoded)
+        self._queue.queue(
+            ("v", record.name),
+            wire.encode_record_version(record.name, record.version),
+            self.settings.record_announce_scale,
+        )
+        self._hurry_gossip()
+        return True
+
+    def _on_record_version(self, message: wire.RecordVersion, src: Address, now: float) -> None:
+        if message.name == self.name:
+            self._check_own_version({self.name: message.version})
+            return
+        if self._held_version(message.name) >= message.version:
+            return
+        if not self._wants.announced(message.name, message.version, src, now):
+            self.counters["record_wants_full"] += 1
+
+    def _on_record_want(self, message: wire.RecordWant, src: Address) -> None:
+        if message.name == self.name:
+            held = (
+                None
+                if self._record_payload is None
+                else (self._record_version, self._record_payload)
+            )
+        else:
+            try:
+                held = self.records.get(message.name)
+            except Exception:
+                self.counters["internal_error"] += 1
+                return
+        if held is None or held[0] < message.version:
+            self.counters["record_wants_unmet"] += 1
+            return
+        encoded = wire.encode_record(message.name, held[0], held[1])
+        if len(encoded) > self._body_budget - _RECORD_ROOM_BYTES:
+            self.counters["record_wants_too_big"] += 1
+            return
+        self._send(src, [encoded])
+        self.counters["record_wants_answered"] += 1
+
+    def _held_version(self, name: str) -> int:
+        try:
+            held = self.records.get(name)
+        except Exception:
+            self.counters["internal_error"] += 1
+            return -1
+        return -1 if held is None else held[0]
+
+    def _ask_for_records(self, now: float) -> None:
+        for name, version, source in self._wants.due(now, self._held_version):
+            self._send(source, [wire.encode_record_want(name, version)])
+            self.counters["record_wants_sent"] += 1
+
+    def _broadcast_member(self, name: str, message: bytes) -> None:
+        self._queue.queue(("m", name), message, self.settings.membership_retransmit_scale)
+        self._hurry_gossip()
+
+    def _hurry_gossip(self) -> None:
+        """Fresh news: tick soon, but no sooner than a quarter interval after the last tick."""
+        soonest = self._last_gossip + self.settings.gossip_interval_s / 4
+        self._next_gossip = min(self._next_gossip, soonest)
 
     def _offer(self, record: wire.Record) -> bool:
         try:
@@ -852,6 +977,7 @@ class GossipNode:
             self.counters["internal_error"] += 1
             return False
         if stored:
+            self._wants.satisfied(record.name, record.version)
             self.counters["records_stored"] += 1
             self._emit(RecordChanged(record.name, record.version))
         return bool(stored)
@@ -877,11 +1003,9 @@ class GossipNode:
         assert self._record_payload is not None
         record = wire.Record(self.name, self._record_version, self._record_payload)
         self._offer(record)
-        encoded = wire.encode_record(record.name, record.version, record.payload)
-        if len(encoded) <= self._body_budget - _RECORD_ROOM_BYTES:
-            self._queue.queue(("r", self.name), encoded)
-        else:
+        if not self._gossip_record(record):
             self._queue.discard(("r", self.name))  # too big: push-pull only
+            self._queue.discard(("v", self.name))
             self.counters["records_push_pull_only"] += 1
 
     def _emit(self, event: GossipEvent) -> None:

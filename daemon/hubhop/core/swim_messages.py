@@ -45,6 +45,8 @@ class MessageType(IntEnum):
     PUSH_PULL_REQUEST = 10
     PUSH_PULL_REPLY = 11
     PUSH_PULL_RECORDS = 12
+    RECORD_VERSION = 13  # "I hold NAME's record at VERSION": the cheap announcement of a record
+    RECORD_WANT = 14  # "send me NAME's record, at VERSION or newer": the pull that repairs
 
 
 class MessageError(ValueError):
@@ -110,6 +112,18 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordVersion:
+    name: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWant:
+    name: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class StateEntry:
     name: str
     addr: Address
@@ -137,7 +151,19 @@ class PushPullRecords:
     records: tuple[Record, ...]
 
 
-DatagramMessage = Ping | IndirectPing | Ack | Nack | Alive | Suspect | Dead | Left | Record
+DatagramMessage = (
+    Ping
+    | IndirectPing
+    | Ack
+    | Nack
+    | Alive
+    | Suspect
+    | Dead
+    | Left
+    | Record
+    | RecordVersion
+    | RecordWant
+)
 StreamMessage = PushPullRequest | PushPullReply | PushPullRecords
 
 _PACKER = msgpack.Packer(use_bin_type=True)
@@ -189,6 +215,14 @@ def encode_left(name: str, incarnation: int) -> bytes:
 
 def encode_record(name: str, version: int, payload: bytes) -> bytes:
     return _packb([MessageType.RECORD, name, version, payload])
+
+
+def encode_record_version(name: str, version: int) -> bytes:
+    return _packb([MessageType.RECORD_VERSION, name, version])
+
+
+def encode_record_want(name: str, version: int) -> bytes:
+    return _packb([MessageType.RECORD_WANT, name, version])
 
 
 def compound(messages: list[bytes]) -> bytes:
@@ -300,6 +334,12 @@ def _decode_one(message: list[Any], kind: int) -> DatagramMessage:
     if kind == MessageType.RECORD:
         name, version, payload = _fields(message, 3)
         return Record(_name(name), _int(version), _payload(payload))
+    if kind == MessageType.RECORD_VERSION:
+        name, version = _fields(message, 2)
+        return RecordVersion(_name(name), _int(version))
+    if kind == MessageType.RECORD_WANT:
+        name, version = _fields(message, 2)
+        return RecordWant(_name(name), _int(version))
     raise MessageError("not a datagram message")
 
 
@@ -314,6 +354,8 @@ _DATAGRAM_TYPES = frozenset(
         MessageType.DEAD,
         MessageType.LEFT,
         MessageType.RECORD,
+        MessageType.RECORD_VERSION,
+        MessageType.RECORD_WANT,
     }
 )
 
