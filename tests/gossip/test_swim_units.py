@@ -27,6 +27,12 @@ def test_datagram_round_trip_and_skips() -> None:
             wire.encode_record("a", 9, b"payload"),
             wire.encode_record_version("a", 9),
             wire.encode_record_want("a", 9),
+            wire.encode_probe(12.5),
+            wire.encode_probe_reply(12.5, wire.WireCoordinate((1.0, -2.0), 0.1, 0.5, -0.01)),
+            wire.encode_probe_reply(12.5, None),
+            msgpack.packb(
+                [int(wire.MessageType.PROBE_REPLY), 1.0, [[float("nan")], 0.0, 0.0, 0.0]]
+            ),
             msgpack.packb([99, "from the future"]),  # unknown type: skipped
             msgpack.packb([int(wire.MessageType.PING), -1, "b"]),  # bad seq: skipped
             msgpack.packb([int(wire.MessageType.ACK), True]),  # bool is not a seq
@@ -47,10 +53,13 @@ def test_datagram_round_trip_and_skips() -> None:
         wire.Record("a", 9, b"payload"),
         wire.RecordVersion("a", 9),
         wire.RecordWant("a", 9),
+        wire.Probe(12.5),
+        wire.ProbeReply(12.5, wire.WireCoordinate((1.0, -2.0), 0.1, 0.5, -0.01)),
+        wire.ProbeReply(12.5, None),
     ]
-    assert drops == Counter(msg_unknown_type=1, msg_malformed=3)
+    assert drops == Counter(msg_unknown_type=1, msg_malformed=4)  # a NaN coordinate is malformed
     assert wire.decode_datagram(b"\xc1", drops) == []
-    assert drops["msg_malformed"] == 4
+    assert drops["msg_malformed"] == 5
 
 
 def test_message_types_are_append_only() -> None:
@@ -70,6 +79,8 @@ def test_message_types_are_append_only() -> None:
         ("PUSH_PULL_RECORDS", 12),
         ("RECORD_VERSION", 13),
         ("RECORD_WANT", 14),
+        ("PROBE", 15),
+        ("PROBE_REPLY", 16),
     ]
     assert "APPEND-ONLY" in (wire.MessageType.__doc__ or "")
 

@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from enum import IntEnum
@@ -28,6 +29,9 @@ MAX_HOST_CHARS = 255  # a DNS name at most
 MAX_UINT63 = (1 << 63) - 1
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # a record must fit a 32 MiB push-pull message with others
 MAX_STREAM_STATES = 1_000_000  # bound on members in one push-pull: far above any real cluster
+# Dimensions a coordinate on the wire may have: Vivaldi uses 8; a few more leave room to change
+# that without a new message, and the bound keeps a reply small.
+MAX_COORDINATE_DIMENSIONS = 16
 
 
 class MessageType(IntEnum):
@@ -47,6 +51,8 @@ class MessageType(IntEnum):
     PUSH_PULL_RECORDS = 12
     RECORD_VERSION = 13  # "I hold NAME's record at VERSION": the cheap announcement of a record
     RECORD_WANT = 14  # "send me NAME's record, at VERSION or newer": the pull that repairs
+    PROBE = 15  # a latency probe: the sender's clock reading, echoed back
+    PROBE_REPLY = 16  # the echo, with the replier's network coordinate (or nil)
 
 
 class MessageError(ValueError):
@@ -124,6 +130,25 @@ class RecordWant:
 
 
 @dataclass(frozen=True, slots=True)
+class Probe:
+    stamp: float  # the prober's monotonic clock, seconds; only the prober reads it
+
+
+@dataclass(frozen=True, slots=True)
+class WireCoordinate:
+    vec: tuple[float, ...]  # ms of round trip
+    height: float
+    error: float
+    adjustment: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeReply:
+    stamp: float
+    coordinate: WireCoordinate | None
+
+
+@dataclass(frozen=True, slots=True)
 class StateEntry:
     name: str
     addr: Address
@@ -163,6 +188,8 @@ DatagramMessage = (
     | Record
     | RecordVersion
     | RecordWant
+    | Probe
+    | ProbeReply
 )
 StreamMessage = PushPullRequest | PushPullReply | PushPullRecords
 
@@ -223,6 +250,24 @@ def encode_record_version(name: str, version: int) -> bytes:
 
 def encode_record_want(name: str, version: int) -> bytes:
     return _packb([MessageType.RECORD_WANT, name, version])
+
+
+def encode_probe(stamp: float) -> bytes:
+    return _packb([MessageType.PROBE, float(stamp)])
+
+
+def encode_probe_reply(stamp: float, coordinate: WireCoordinate | None) -> bytes:
+    coord = (
+        None
+        if coordinate is None
+        else [
+            [float(x) for x in coordinate.vec],
+            float(coordinate.height),
+            float(coordinate.error),
+            float(coordinate.adjustment),
+        ]
+    )
+    return _packb([MessageType.PROBE_REPLY, float(stamp), coord])
 
 
 def compound(messages: list[bytes]) -> bytes:
@@ -294,6 +339,25 @@ def _address(value: object) -> Address:
     return host, _int(port, 65535)
 
 
+def _float(value: object) -> float:
+    if type(value) is not float or not math.isfinite(value):
+        raise MessageError("bad float")
+    return value
+
+
+def _coordinate(value: object) -> WireCoordinate | None:
+    if value is None:
+        return None
+    if type(value) is not list or len(value) != 4:
+        raise MessageError("bad coordinate")
+    vec, height, error, adjustment = value
+    if type(vec) is not list or not 1 <= len(vec) <= MAX_COORDINATE_DIMENSIONS:
+        raise MessageError("bad coordinate vector")
+    return WireCoordinate(
+        tuple(_float(x) for x in vec), _float(height), _float(error), _float(adjustment)
+    )
+
+
 def _payload(value: object) -> bytes:
     if type(value) is not bytes or len(value) > MAX_RECORD_BYTES:
         raise MessageError("bad payload")
@@ -340,6 +404,12 @@ def _decode_one(message: list[Any], kind: int) -> DatagramMessage:
     if kind == MessageType.RECORD_WANT:
         name, version = _fields(message, 2)
         return RecordWant(_name(name), _int(version))
+    if kind == MessageType.PROBE:
+        (stamp,) = _fields(message, 1)
+        return Probe(_float(stamp))
+    if kind == MessageType.PROBE_REPLY:
+        stamp, coordinate = _fields(message, 2)
+        return ProbeReply(_float(stamp), _coordinate(coordinate))
     raise MessageError("not a datagram message")
 
 
@@ -356,6 +426,8 @@ _DATAGRAM_TYPES = frozenset(
         MessageType.RECORD,
         MessageType.RECORD_VERSION,
         MessageType.RECORD_WANT,
+        MessageType.PROBE,
+        MessageType.PROBE_REPLY,
     }
 )
 

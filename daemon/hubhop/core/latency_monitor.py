@@ -1,0 +1,255 @@
+"""How far every member is: whom to probe, what the probes said, and what coordinates estimate.
+
+Rules:
+- Targets. Every `near_interval_s` the monitor probes its hubs (named in config) and its
+  `nearest_k` nearest members by current estimate; every `random_interval_s` one more member
+  drawn at random from the rest, so every member is measured now and then and a node that moved
+  closer is found. A member with a probe in flight is not probed again.
+- A probe unanswered after `timeout_s` is a loss sample, never an error.
+- Samples. Every RTT sample (a probe's reply, a direct SWIM ack) feeds the member's estimator
+  (rtt_estimator.py). A reply that carries the member's coordinate also feeds our Vivaldi
+  coordinate (vivaldi.py); an invalid coordinate is counted and ignored.
+- Coordinates of members we do not probe come from their capacity records (`set_coordinate`).
+- Estimates. For a member measured recently (fresh) the measurement wins; otherwise the distance
+  between coordinates; otherwise nothing is claimed. The estimate carries its source, its
+  sample count, an uncertainty and the tier its CONSERVATIVE one-way figure falls in (what a
+  router may promise). One-way is half the round trip (DESIGN.md, "tier").
+- Links published in our record: fresh measured RTTs, nearest first, at most `max_links`.
+
+Pure: `now` and `rng` are arguments.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hubhop.core import swim_messages as wire
+from hubhop.core.rtt_estimator import EstimatorSettings, RttTable, tier_of
+from hubhop.core.vivaldi import Coordinate, VivaldiClient, VivaldiSettings, coordinate_fault
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    # The near set (hubs, nearest peers) is what requests are routed to: every 2 s gives the
+    # estimator 30 samples a minute, plenty for a stable median, at ~100 bytes a probe.
+    near_interval_s: float = 2.0
+    # Nearest peers probed often: a city's few data centers and the province's closest, the
+    # candidates of the tight tiers.
+    nearest_k: int = 8
+    # One random other peer a second: in a 24-node cluster each is measured every ~20 s, and at
+    # 1,000 nodes Vivaldi (fed by every reply) covers the rest.
+    random_interval_s: float = 1.0
+    # A reply later than this is a loss: the farthest hub is ~20 ms away round trip; 2 s is far
+    # beyond any queueing on the way.
+    timeout_s: float = 2.0
+    # Links our record carries (capacity.MAX_LINKS is the ceiling): the nearest 16 cover the
+    # city and province neighbours a relay would use, and keep the record small.
+    max_links: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("near_interval_s", "random_interval_s", "timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+        if self.nearest_k < 0 or self.max_links < 0:
+            raise ValueError("nearest_k and max_links must not be negative")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How far a member is, as far as this node can tell (ms; one-way is half the RTT)."""
+
+    peer: str
+    rtt_ms: float
+    one_way_ms: float
+    conservative_one_way_ms: float
+    tier: str  # the tier the conservative one-way figure falls in
+    source: str  # "measured" or "coordinates"
+    samples: int  # RTT samples behind a measured estimate (0 for coordinates)
+    uncertainty: float  # relative: rttvar / rtt when measured, Vivaldi's error for coordinates
+
+
+def to_coordinate(w: wire.WireCoordinate) -> Coordinate:
+    return Coordinate(tuple(w.vec), w.height, w.error, w.adjustment)
+
+
+def to_wire(c: Coordinate) -> wire.WireCoordinate:
+    return wire.WireCoordinate(tuple(c.vec), c.height, c.error, c.adjustment)
+
+
+class LatencyMonitor:
+    def __init__(
+        self,
+        name: str,
+        hubs: Iterable[str],
+        rng: random.Random,
+        now: float,
+        settings: ProbeSettings | None = None,
+        estimator: EstimatorSettings | None = None,
+        vivaldi: VivaldiSettings | None = None,
+    ) -> None:
+        self.name = name
+        self.hubs = frozenset(hubs) - {name}
+        self.settings = settings or ProbeSettings()
+        self.rtt = RttTable(estimator)
+        self.vivaldi = VivaldiClient(vivaldi or VivaldiSettings(), rng)
+        self.counters: Counter[str] = Counter()
+        self._rng = rng
+        self._members: set[str] = set()
+        self._coordinates: dict[str, Coordinate] = {}
+        self._pending: dict[str, float] = {}  # member -> when its probe left
+        # Start both rounds at random phases, so nodes started together spread their probes.
+        self._next_near = now + rng.random() * self.settings.near_interval_s
+        self._next_random = now + rng.random() * self.settings.random_interval_s
+
+    # ---- membership ----------------------------------------------------------------------------
+
+    def member_up(self, name: str) -> None:
+        if name != self.name:
+            self._members.add(name)
+
+    def member_down(self, name: str) -> None:
+        """A member died, left or was reaped: stop probing it and forget what it measured."""
+        self._members.discard(name)
+        self._pending.pop(name, None)
+        self._coordinates.pop(name, None)
+        self.rtt.forget(name)
+        self.vivaldi.forget(name)
+
+    def set_coordinate(self, name: str, coordinate: Coordinate) -> None:
+        """A member's coordinate as its record says; ignored (and counted) when invalid."""
+        if name == self.name:
+            return
+        if coordinate_fault(coordinate, self.vivaldi.settings) is not None:
+            self.counters["bad_record_coordinates"] += 1
+            return
+        self._coordinates[name] = coordinate
+
+    # ---- probing -------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float:
+        deadlines = [self._next_near, self._next_random]
+        if self._pending:
+            deadlines.append(min(self._pending.values()) + self.settings.timeout_s)
+        return min(deadlines)
+
+    def due(self, now: float) -> list[str]:
+        """Members to probe now (each then counts as in flight until its reply or timeout)."""
+        for name, sent in list(self._pending.items()):
+            if now - sent >= self.settings.timeout_s:
+                del self._pending[name]
+                self.rtt.add_loss(name, now)
+                self.counters["probes_lost"] += 1
+        targets: list[str] = []
+        if now >= self._next_near:
+            self._next_near = now + self.settings.near_interval_s
+            targets += sorted(self.hubs & self._members)
+            targets += [n for n in self._nearest(now) if n not in targets]
+        if now >= self._next_random:
+            self._next_random = now + self.settings.random_interval_s
+            rest = sorted(self._members - set(targets))
+            if rest:
+                targets.append(self._rng.choice(rest))
+        out = [n for n in targets if n not in self._pending]
+        for name in out:
+            self._pending[name] = now
+        self.counters["probes_sent"] += len(out)
+        return out
+
+    def _nearest(self, now: float) -> list[str]:
+        k = self.settings.nearest_k
+        if k == 0:
+            return []
+        ranked = []
+        for name in self._members:
+            estimate = self.estimate(name, now)
+            if estimate is not None:
+                ranked.append((estimate.rtt_ms, name))
+        ranked.sort()
+        return [name for _rtt, name in ranked[:k]]
+
+    def on_sample(
+        self, name: str, rtt_ms: float, coordinate: wire.WireCoordinate | None, now: float
+    ) -> None:
+        """One measured round trip to `name` (and its coordinate, when the reply had one)."""
+        if name == self.name or name not in self._members:
+            self.counters["samples_ignored"] += 1
+            return
+        self._pending.pop(name, None)
+        self.rtt.add_sample(name, rtt_ms, now)
+        self.counters["samples"] += 1
+        if coordinate is None:
+            return
+        peer = to_coordinate(coordinate)
+        try:
+            self.vivaldi.update(name, peer, rtt_ms)
+        except ValueError:
+            self.counters["bad_probe_coordinates"] += 1
+            return
+        self._coordinates[name] = peer
+
+    # ---- estimates -----------------------------------------------------------------------------
+
+    @property
+    def coordinate(self) -> Coordinate:
+        return self.vivaldi.coordinate
+
+    def estimate(self, peer: str, now: float) -> Estimate | None:
+        """From us to `peer`: measured when fresh, else from coordinates, else None."""
+        if peer == self.name:
+            return Estimate(peer, 0.0, 0.0, 0.0, tier_of(0.0), "measured", 0, 0.0)
+        snap = self.rtt.snapshot(peer, now)
+        if snap is not None and snap.fresh:
+            rtt = snap.p50_ms
+            return Estimate(
+                peer,
+                rtt,
+                snap.one_way_ms,
+                snap.conservative_one_way_ms,
+                tier_of(snap.conservative_one_way_ms),
+                "measured",
+                snap.samples,
+                snap.rttvar_ms / rtt if rtt > 0 else 0.0,
+            )
+        theirs = self._coordinates.get(peer)
+        if theirs is None:
+            return None
+        return _from_coordinates(peer, self.vivaldi.coordinate, theirs)
+
+    def estimate_between(self, a: str, b: str, now: float) -> Estimate | None:
+        """Between two members (either may be us): coordinates when neither is us."""
+        if a == self.name:
+            return self.estimate(b, now)
+        if b == self.name:
+            return self.estimate(a, now)
+        ca, cb = self._coordinates.get(a), self._coordinates.get(b)
+        if ca is None or cb is None:
+            return None
+        return _from_coordinates(b, ca, cb)
+
+    def links(self, now: float) -> tuple[tuple[str, float], ...]:
+        """Fresh measured RTTs for our record: nearest first, at most max_links."""
+        fresh = [(s.p50_ms, s.peer) for s in self.rtt.snapshots(now) if s.fresh]
+        fresh.sort()
+        return tuple((peer, round(rtt, 4)) for rtt, peer in fresh[: self.settings.max_links])
+
+
+def _from_coordinates(peer: str, a: Coordinate, b: Coordinate) -> Estimate:
+    rtt = a.distance_ms(b)
+    # Vivaldi's error is a relative error estimate of each side; the pair's is about their mean.
+    uncertainty = (a.error + b.error) / 2.0
+    conservative = rtt * (1.0 + uncertainty) / 2.0
+    return Estimate(
+        peer,
+        rtt,
+        rtt / 2.0,
+        conservative,
+        tier_of(conservative),
+        "coordinates",
+        0,
+        uncertainty,
+    )

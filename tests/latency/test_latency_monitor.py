@@ -1,0 +1,147 @@
+"""LatencyMonitor: whom it probes, how it turns samples into estimates, and, through the
+simulator with links of known length, that every node ends up with the right distances and tiers."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+from hubhop.core import swim_messages as wire
+from hubhop.core.latency_monitor import LatencyMonitor, ProbeSettings, to_wire
+from hubhop.core.rtt_estimator import tier_of
+from hubhop.core.swim import RttSample
+from hubhop.core.vivaldi import Coordinate, relative_error
+from hubhop.sim import Simulator
+
+SETTINGS = ProbeSettings()
+
+
+def monitor(members: list[str], hubs: tuple[str, ...] = ()) -> LatencyMonitor:
+    m = LatencyMonitor("me", hubs, random.Random(1), 0.0)
+    for name in members:
+        m.member_up(name)
+    return m
+
+
+def test_hubs_and_the_nearest_are_probed_every_near_round_and_one_more_at_random() -> None:
+    names = [f"p{i}" for i in range(20)]
+    m = monitor(names, hubs=("p19",))
+    for i, name in enumerate(names[:12]):
+        m.on_sample(name, 1.0 + i, None, 0.0)  # p0 nearest ... p11 farthest measured
+    first = m.due(SETTINGS.near_interval_s)  # both rounds are due by now
+    assert first[0] == "p19"  # hubs first
+    assert first[1 : 1 + SETTINGS.nearest_k] == names[: SETTINGS.nearest_k]
+    assert len(first) == 1 + SETTINGS.nearest_k + 1  # plus one random other member
+    assert first[-1] not in first[:-1]
+    assert m.due(SETTINGS.near_interval_s + 0.01) == []  # all in flight, no round due
+
+
+def test_an_unanswered_probe_is_a_loss_and_the_member_is_probed_again() -> None:
+    m = monitor(["p1"], hubs=("p1",))
+    t = SETTINGS.near_interval_s
+    assert m.due(t) == ["p1"]
+    m.on_sample("p1", 3.0, None, t)
+    assert m.due(2 * t) == ["p1"]
+    later = 2 * t + SETTINGS.timeout_s  # no reply by now: a loss, and probed again
+    assert m.due(later) == ["p1"]
+    snap = m.rtt.snapshot("p1", later)
+    assert snap is not None and snap.loss_rate == 0.5
+    assert m.counters["probes_lost"] == 1
+
+
+def test_a_fresh_measurement_wins_over_coordinates_and_coordinates_stand_in_when_stale() -> None:
+    m = monitor(["p1"])
+    far = Coordinate((40.0,) + (0.0,) * 7, 0.1, 0.1, 0.0)
+    m.set_coordinate("p1", far)
+    assert m.estimate("p1", 0.0).source == "coordinates"  # type: ignore[union-attr]
+    for i in range(10):
+        m.on_sample("p1", 4.0, None, float(i))
+    measured = m.estimate("p1", 10.0)
+    assert measured is not None and measured.source == "measured"
+    assert measured.rtt_ms == 4.0 and measured.one_way_ms == 2.0 and measured.tier == "province"
+    stale = m.estimate("p1", 10.0 + m.rtt.settings.stale_after_s + 1)
+    assert stale is not None and stale.source == "coordinates" and stale.rtt_ms > 30.0
+    assert monitor([]).estimate("nobody", 0.0) is None
+
+
+def test_garbage_coordinates_from_peers_change_nothing() -> None:
+    m = monitor(["p1"])
+    before = m.coordinate
+    nan = wire.WireCoordinate((math.nan,) * 8, 0.1, 0.1, 0.0)
+    short = wire.WireCoordinate((1.0,) * 3, 0.1, 0.1, 0.0)
+    m.on_sample("p1", 5.0, nan, 1.0)
+    m.on_sample("p1", 5.0, short, 1.0)
+    m.set_coordinate("p1", Coordinate((1.0,) * 8, -1.0, 0.1, 0.0))
+    assert m.coordinate == before
+    assert m.counters["bad_probe_coordinates"] == 2 and m.counters["bad_record_coordinates"] == 1
+    assert m.estimate("p1", 1.0).source == "measured"  # type: ignore[union-attr]  # RTT counted
+
+
+def test_links_are_fresh_measurements_nearest_first_and_bounded() -> None:
+    m = monitor([f"p{i}" for i in range(30)])
+    for i in range(30):
+        m.on_sample(f"p{i}", 30.0 - i, None, 0.0)
+    links = m.links(1.0)
+    assert len(links) == SETTINGS.max_links
+    assert links[0] == ("p29", 1.0)
+    assert [rtt for _p, rtt in links] == sorted(rtt for _p, rtt in links)
+    assert m.links(1.0 + m.rtt.settings.stale_after_s + 1) == ()
+
+
+def place(n: int, seed: int) -> dict[str, tuple[float, float]]:
+    """Nodes on a plane 16 ms across (one-way), like a province with a few far sites."""
+    rng = random.Random(seed)
+    return {f"n{i + 1}": (rng.uniform(0, 16), rng.uniform(0, 16)) for i in range(n)}
+
+
+def test_a_simulated_cluster_learns_true_distances_and_tiers() -> None:
+    n = 12
+    where = place(n, seed=7)
+    sim = Simulator(seed=7, jitter_s=0.00002)
+    sim.add_nodes(n, stagger_s=0.01)
+
+    def one_way_ms(a: str, b: str) -> float:
+        return max(0.2, math.dist(where[a], where[b]))
+
+    for a in where:
+        for b in where:
+            if a < b:
+                sim.set_link(a, b, delay_s=one_way_ms(a, b) / 1000.0)
+    monitors = {name: LatencyMonitor(name, (), random.Random(name), 0.0) for name in where}
+    for m in monitors.values():
+        for other in where:
+            m.member_up(other)
+    seen = {name: 0 for name in where}
+    while sim.now < 60.0:
+        sim.run_for(0.05)
+        for name, sn in sim.nodes.items():
+            m = monitors[name]
+            for _t, event in sn.events[seen[name] :]:
+                if isinstance(event, RttSample):
+                    m.on_sample(event.name, event.rtt_ms, event.coordinate, sim.now)
+            seen[name] = len(sn.events)
+            sn.node.coordinate = to_wire(m.coordinate)
+            for target in m.due(sim.now):
+                sn.node.send_probe(target, sim.now)
+            sim.touch(name)
+
+    errors, vivaldi_errors, wrong_tiers = [], [], 0
+    for a, m in monitors.items():
+        for b in where:
+            if a == b:
+                continue
+            truth = one_way_ms(a, b)
+            est = m.estimate(b, sim.now)
+            assert est is not None and est.source == "measured"
+            errors.append(relative_error(est.one_way_ms, truth))
+            assert tier_of(est.conservative_one_way_ms) >= tier_of(truth) or (
+                est.conservative_one_way_ms >= truth
+            )
+            wrong_tiers += est.tier != tier_of(truth)
+            vivaldi_errors.append(
+                relative_error(m.coordinate.distance_ms(monitors[b].coordinate), 2 * truth)
+            )
+    assert max(errors) < 0.03  # every probed link within 3% of truth
+    assert statistics.median(vivaldi_errors) < 0.10
+    assert wrong_tiers <= 0.02 * len(errors)
