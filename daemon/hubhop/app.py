@@ -111,6 +111,8 @@ class Node:
             self.gossip = GossipService(self.config, http_addr, self.sample_load, self.scorer)
             await self.gossip.start()
             self.state.members = self.gossip.members
+            self.state.peers = self.gossip.peers
+            self.state.rtt = self.gossip.rtt_json
         interval = self.notifier.watchdog_interval_s()
         if interval is not None:
             self._spawn(watchdog_loop(self.notifier, interval))

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hubhop import __version__
 from hubhop.core.config import ConfigError
@@ -58,36 +59,55 @@ def cmd_run(ns: argparse.Namespace) -> int:
     return run_node(config, config_path=ns.config, loop_kind=ns.loop)
 
 
-def cmd_members(ns: argparse.Namespace) -> int:
-    """Ask the local daemon who it sees, and print it as a table (or JSON)."""
+def _daemon_url(ns: argparse.Namespace) -> str | int:
+    """The local daemon's URL from --url or the config's http.listen; an exit code on a fault."""
+    if ns.url is not None:
+        return str(ns.url).rstrip("/")
     try:
         config = load_config(ns.config)
     except ConfigError as error:
         _print_faults(error)
         return EX_CONFIG
-    if ns.url is not None:
-        return _members_from(ns.url, ns.json)
     listen = config.http.listen
     if listen.port == 0:
         print(f"{ns.config}: http.listen has port 0; give the URL with --url", file=sys.stderr)
         return EX_CONFIG
     host = f"[{listen.host}]" if ":" in listen.host else listen.host
-    return _members_from(f"http://{host}:{listen.port}", ns.json)
+    return f"http://{host}:{listen.port}"
 
 
-def _members_from(url: str, as_json: bool) -> int:
+def _ask_daemon(ns: argparse.Namespace, path: str) -> dict[str, Any] | int:
+    """GET `path` from the local daemon as JSON; an exit code (message printed) on failure."""
     import json
     import urllib.error
     import urllib.request
 
+    url = _daemon_url(ns)
+    if isinstance(url, int):
+        return url
     try:
-        with urllib.request.urlopen(f"{url}/hubhop/v1/members", timeout=10) as response:
-            view = json.loads(response.read())
+        with urllib.request.urlopen(f"{url}{path}", timeout=10) as response:
+            view: dict[str, Any] = json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"cannot reach the daemon at {url}: {exc}", file=sys.stderr)
         return 1
-    if as_json:
+    if ns.json:
         print(json.dumps(view, indent=2))
+    return view
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def cmd_members(ns: argparse.Namespace) -> int:
+    """Ask the local daemon who it sees, and print it as a table (or JSON)."""
+    view = _ask_daemon(ns, "/hubhop/v1/members")
+    if isinstance(view, int):
+        return view
+    if ns.json:
         return EX_OK
     rows = [("NAME", "STATE", "INC", "ADDR", "ROLE", "CITY", "VER", "MODELS")]
     for m in view["members"]:
@@ -96,9 +116,66 @@ def _members_from(url: str, as_json: bool) -> int:
             m.get("role", ""), m.get("city", ""), str(m.get("record_version", "")),
             ",".join(m.get("models", [])),
         ))  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    _print_table(rows)
+    return EX_OK
+
+
+def _ms(value: object) -> str:
+    return "" if value is None else f"{float(value):.3f}"  # type: ignore[arg-type]
+
+
+def cmd_peers(ns: argparse.Namespace) -> int:
+    """The local daemon's probe table: what it measured to each member, and its estimate."""
+    view = _ask_daemon(ns, "/hubhop/v1/peers")
+    if isinstance(view, int):
+        return view
+    if ns.json:
+        return EX_OK
+    if not view.get("gossip", False):
+        print(f"{view['node']} does not gossip: no peers to probe")
+        return EX_OK
+    rows = [
+        ("NAME", "STATE", "SAMPLES", "MIN", "P50", "P99", "RTTVAR", "LOSS", "AGE_S", "ONE_WAY",
+         "TIER", "SOURCE"),
+    ]  # fmt: skip
+    for p in view["peers"]:
+        probe, est = p.get("probe") or {}, p.get("estimate") or {}
+        rows.append((
+            p["name"], p["state"], str(probe.get("samples", "")), _ms(probe.get("min_ms")),
+            _ms(probe.get("p50_ms")), _ms(probe.get("p99_ms")), _ms(probe.get("rttvar_ms")),
+            "" if "loss_rate" not in probe else f"{probe['loss_rate']:.1%}",
+            "" if "last_sample_age_s" not in probe else f"{probe['last_sample_age_s']:.1f}",
+            _ms(est.get("conservative_one_way_ms")), est.get("tier", ""), est.get("source", ""),
+        ))  # fmt: skip
+    _print_table(rows)
+    print("times in ms; RTT columns are round trips, ONE_WAY is the conservative one-way estimate")
+    print("(half the round trip plus a jitter margin) that tiers are judged by")
+    return EX_OK
+
+
+def cmd_rtt(ns: argparse.Namespace) -> int:
+    """The latency between this node and NODE (or between two nodes), with tier and confidence."""
+    from urllib.parse import urlencode
+
+    query = {"to": ns.nodes[-1]}
+    if len(ns.nodes) == 2:
+        query["from"] = ns.nodes[0]
+    view = _ask_daemon(ns, f"/hubhop/v1/rtt?{urlencode(query)}")
+    if isinstance(view, int):
+        return view
+    if ns.json:
+        return EX_OK if view.get("estimate") else 1
+    est = view.get("estimate")
+    if not est:
+        print(f"{view['from']} -> {view['to']}: unknown ({view.get('reason', '')})")
+        return 1
+    print(
+        f"{view['from']} -> {view['to']}: rtt {est['rtt_ms']:.3f} ms, one-way "
+        f"{est['one_way_ms']:.3f} ms (conservative {est['conservative_one_way_ms']:.3f} ms), "
+        f"tier {est['tier']}; {est['source']}"
+        + (f" from {est['samples']} samples" if est["source"] == "measured" else "")
+        + f", uncertainty {est['uncertainty']:.1%}"
+    )
     return EX_OK
 
 
@@ -139,6 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="the daemon's endpoint, when the config cannot say it")
     p.add_argument("--json", action="store_true", help="print the raw JSON view")
     p.set_defaults(func=cmd_members)
+
+    p = sub.add_parser("peers", help="the local daemon's probe table (measured RTT per member)")
+    p.add_argument("--config", required=True, metavar="FILE", help="the node's TOML config")
+    p.add_argument("--url", help="the daemon's endpoint, when the config cannot say it")
+    p.add_argument("--json", action="store_true", help="print the raw JSON view")
+    p.set_defaults(func=cmd_peers)
+
+    p = sub.add_parser("rtt", help="latency to NODE (or between two nodes): measured or estimated")
+    p.add_argument("nodes", nargs="+", metavar="NODE", help="NODE, or FROM TO")
+    p.add_argument("--config", required=True, metavar="FILE", help="the node's TOML config")
+    p.add_argument("--url", help="the daemon's endpoint, when the config cannot say it")
+    p.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    p.set_defaults(func=cmd_rtt)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=cmd_version)

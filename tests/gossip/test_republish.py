@@ -14,6 +14,7 @@ from tests.gossip.test_capacity import backend, record
 POLICY = RepublishPolicy()
 T0 = 100.0
 SOON = T0 + 1.0  # past min_interval_s, well before max_interval_s
+NET_SOON = T0 + POLICY.network_min_interval_s  # network changes may publish from here
 
 
 def with_backend(base: CapacityRecord | None = None, **changes: Any) -> CapacityRecord:
@@ -150,13 +151,13 @@ def test_coordinate_moves() -> None:
     assert base.coordinate is not None
     nudged = (base.coordinate[0] + 0.3, *base.coordinate[1:])
     moved = (base.coordinate[0] + 0.5, *base.coordinate[1:])
-    assert not publishes(dataclasses.replace(base, coordinate=nudged))
-    assert publishes(dataclasses.replace(base, coordinate=moved))
-    assert publishes(dataclasses.replace(base, height=base.height + 0.5))
-    assert publishes(dataclasses.replace(base, coordinate=None))
-    assert POLICY.should_publish(dataclasses.replace(base, coordinate=None), base, T0, SOON)
+    assert not publishes(dataclasses.replace(base, coordinate=nudged), now=NET_SOON)
+    assert publishes(dataclasses.replace(base, coordinate=moved), now=NET_SOON)
+    assert publishes(dataclasses.replace(base, height=base.height + 0.5), now=NET_SOON)
+    assert publishes(dataclasses.replace(base, coordinate=None), now=NET_SOON)
+    assert POLICY.should_publish(dataclasses.replace(base, coordinate=None), base, T0, NET_SOON)
     # The error estimate alone is not news.
-    assert not publishes(dataclasses.replace(base, coordinate_error=0.9))
+    assert not publishes(dataclasses.replace(base, coordinate_error=0.9), now=NET_SOON)
 
 
 def test_link_changes() -> None:
@@ -164,14 +165,24 @@ def test_link_changes() -> None:
     def links(city: float, hub: float) -> CapacityRecord:
         return dataclasses.replace(record(), links=(("wuhan-city", city), ("hub-1", hub)))
 
-    assert not publishes(links(0.45, 12.5))  # below the 0.2 ms floor
-    assert publishes(links(0.5, 12.5))
-    assert not publishes(links(0.3, 13.5))  # below 10% of 12.5
-    assert publishes(links(0.3, 13.75))
-    assert publishes(dataclasses.replace(record(), links=(("wuhan-city", 0.3),)))
-    assert publishes(dataclasses.replace(record(), links=(*record().links, ("hub-2", 9.0))))
+    assert not publishes(links(0.45, 12.5), now=NET_SOON)  # below the 0.2 ms floor
+    assert publishes(links(0.5, 12.5), now=NET_SOON)
+    assert not publishes(links(0.3, 13.5), now=NET_SOON)  # below 10% of 12.5
+    assert publishes(links(0.3, 13.75), now=NET_SOON)
+    fewer = dataclasses.replace(record(), links=(("wuhan-city", 0.3),))
+    assert publishes(fewer, now=NET_SOON)
+    more = dataclasses.replace(record(), links=(*record().links, ("hub-2", 9.0)))
+    assert publishes(more, now=NET_SOON)
     # Order alone is not a change.
-    assert not publishes(dataclasses.replace(record(), links=tuple(reversed(record().links))))
+    swapped = dataclasses.replace(record(), links=tuple(reversed(record().links)))
+    assert not publishes(swapped, now=NET_SOON)
+
+
+def test_network_changes_wait_longer_than_load_changes() -> None:
+    moved = dataclasses.replace(record(), links=(("wuhan-city", 3.0), ("hub-1", 12.5)))
+    assert not publishes(moved, now=T0 + POLICY.network_min_interval_s - 0.01)
+    assert publishes(moved, now=T0 + POLICY.network_min_interval_s)
+    assert POLICY.min_interval_s < POLICY.network_min_interval_s < POLICY.max_interval_s
 
 
 def test_load_and_network_changes_wait_for_the_minimum_interval() -> None:

@@ -28,9 +28,10 @@ now)`. It says yes when:
    and a refresh of every record every few seconds would be most of an idle cluster's traffic
    (it was: 8.7 kB/s per node at 64 nodes, against Serf's 0.4).
 
-Load and network changes (3, 4) wait at least min_interval_s after the last publish, so even a
-caller that asks on every request publishes a bounded number of versions per second; identity
-changes (2) never wait.
+Load changes (3) wait at least min_interval_s after the last publish, so even a caller that asks
+on every request publishes a bounded number of versions per second; network changes (4) wait
+network_min_interval_s, because probes on a busy host jitter by more than any threshold and a
+republish storm would only add to the load that caused it; identity changes (2) never wait.
 
 Pure: `now` is an argument (monotonic seconds), nothing reads a clock.
 """
@@ -52,6 +53,11 @@ class RepublishPolicy:
     # Gossip spreads one version through a cluster in a few 0.1 s ticks; versions much closer
     # than a quarter second would overtake each other in flight and only cost bandwidth.
     min_interval_s: float = 0.25
+    # Where a node sits in the network changes on the scale of routes, not requests; 5 s keeps a
+    # node's own jittery measurements (a loaded host, Vivaldi still converging) from republishing
+    # its record several times a second, while peers learn a notable move within 5 s (half of
+    # max_interval_s, so the thresholds of rule 4 still mean something).
+    network_min_interval_s: float = 5.0
     # A tenth of the slots (at least one slot): see rule 3 in the header.
     busy_fraction: float = 0.10
     # A tenth of the slots or of the queue itself (at least one request): see rule 3.
@@ -84,7 +90,9 @@ class RepublishPolicy:
             return current != last
         if elapsed < self.min_interval_s:
             return False
-        return self.load_changed(last, current) or self.network_changed(last, current)
+        if self.load_changed(last, current):
+            return True
+        return elapsed >= self.network_min_interval_s and self.network_changed(last, current)
 
     # The rules, public so the daemon can log why it published ---------------------------------
 

@@ -10,6 +10,9 @@ Rules:
   (`hubhop.core.republish`); it never republishes per request.
 - Membership and record events update the scoring bridge: rows for every backend a record
   names, liveness from membership, links and coordinates for the path map.
+- Latency: a LatencyMonitor (hubhop.core.latency_monitor) picks whom to probe; every probe
+  reply and direct SWIM ack feeds it; our Vivaldi coordinate goes into every probe reply and,
+  with the fresh measured links, into our record (republished when they move notably).
 - On shutdown the node leaves (a LEFT broadcast, so peers mark it left, not failed) and gives
   that LEAVE_WAIT_S to go out before closing.
 """
@@ -26,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from hubhop.core import swim
+from hubhop.core import swim_messages as wire
 from hubhop.core.capacity import CapacityRecord, encode_record, record_from_config
 from hubhop.core.capacity_table import CapacityTable, RecordRemoved, RecordUpdated
 from hubhop.core.config import ConfigError, GossipConfig, NodeConfig
 from hubhop.core.keyring import Keyring
+from hubhop.core.latency_monitor import Estimate, LatencyMonitor, to_coordinate, to_wire
 from hubhop.core.republish import RepublishPolicy
 from hubhop.core.secure_channel import SecureChannel
 from hubhop.io.gossip_transport import GossipTransport
@@ -102,9 +107,10 @@ class GossipService:
         # Members that membership says are dead or gone: a record about them, arriving late,
         # must not make them routable again.
         self._down: set[str] = set()
+        self.latency: LatencyMonitor | None = None
+        self._probe_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         self.node = swim.GossipNode(
             self.config.node.name,
             self._bind,
@@ -112,21 +118,37 @@ class GossipService:
             self.channel,
             self.table,
             random.Random(),
-            loop.time(),
+            time.monotonic(),
         )
+        self.latency = LatencyMonitor(self.config.node.name, (), random.Random(), time.monotonic())
         self.transport = GossipTransport(self.node, self._bind)
         self.transport.subscribe(self._on_event)
         await self.transport.start()
         self.publish(force=True)
         seeds = [(s.host, s.port) for s in self.gossip.seeds if (s.host, s.port) != self._bind]
         if seeds:
-            self.node.join(seeds, loop.time())
+            self.node.join(seeds, time.monotonic())
         self.transport.pump()
         self._task = asyncio.create_task(self._republish_loop())
+        self._probe_task = asyncio.create_task(self._probe_loop())
 
     def current_record(self) -> CapacityRecord:
+        coordinate: tuple[float, ...] | None = None
+        error, height = 0.0, 0.0
+        links: tuple[tuple[str, float], ...] = ()
+        if self.latency is not None and self.latency.vivaldi.updates > 0:
+            c = self.latency.coordinate
+            coordinate, error, height = c.vec, c.error, c.height
+            links = self.latency.links(self.transport.now if self.transport else 0.0)
         return record_from_config(
-            self.config, str(self.gossip.bind), self.http_addr, self.sample_load()
+            self.config,
+            str(self.gossip.bind),
+            self.http_addr,
+            self.sample_load(),
+            coordinate=coordinate,
+            coordinate_error=error,
+            height=height,
+            links=links,
         )
 
     def publish(self, force: bool = False) -> bool:
@@ -142,6 +164,67 @@ class GossipService:
         self._published, self._published_at = record, now
         self.transport.pump()
         return True
+
+    async def _probe_loop(self) -> None:
+        """Send the latency probes the monitor asks for, when it asks."""
+        assert self.node is not None and self.transport is not None and self.latency is not None
+        while True:
+            try:
+                now = self.transport.now
+                for name in self.latency.due(now):
+                    self.node.send_probe(name, now)
+                self.node.coordinate = to_wire(self.latency.coordinate)
+                self.transport.pump()
+                wait = self.latency.next_deadline() - self.transport.now
+            except Exception:
+                log.exception("latency probing failed")
+                wait = 1.0
+            await asyncio.sleep(max(0.01, wait))
+
+    def estimate(self, peer: str) -> Estimate | None:
+        """How far `peer` is from this node (None: unknown)."""
+        if self.latency is None or self.transport is None:
+            return None
+        return self.latency.estimate(peer, self.transport.now)
+
+    def estimate_between(self, a: str, b: str) -> Estimate | None:
+        if self.latency is None or self.transport is None:
+            return None
+        return self.latency.estimate_between(a, b, self.transport.now)
+
+    def rtt_json(self, a: str, b: str) -> dict[str, Any] | None:
+        """The estimate between members `a` and `b`, as the API shows it (None: unknown)."""
+        estimate = self.estimate_between(a, b)
+        return None if estimate is None else estimate_json(estimate)
+
+    def peers(self) -> list[dict[str, Any]]:
+        """The probe table: per member, what the probes measured and what this node estimates."""
+        if self.latency is None or self.transport is None or self.node is None:
+            return []
+        now = self.transport.now
+        out = []
+        for member in sorted(self.node.members(), key=lambda m: m.name):
+            if member.name == self.config.node.name:
+                continue
+            entry: dict[str, Any] = {"name": member.name, "state": member.state}
+            snap = self.latency.rtt.snapshot(member.name, now)
+            if snap is not None:
+                entry["probe"] = {
+                    "samples": snap.samples,
+                    "min_ms": round(snap.min_ms, 4),
+                    "srtt_ms": round(snap.srtt_ms, 4),
+                    "rttvar_ms": round(snap.rttvar_ms, 4),
+                    "p50_ms": round(snap.p50_ms, 4),
+                    "p99_ms": round(snap.p99_ms, 4),
+                    "loss_rate": round(snap.loss_rate, 4),
+                    "last_sample_age_s": round(snap.last_sample_age_s, 3),
+                    "fresh": snap.fresh,
+                }
+            estimate = self.latency.estimate(member.name, now)
+            if estimate is not None:
+                entry["estimate"] = estimate_json(estimate)
+            out.append(entry)
+        return out
 
     async def _republish_loop(self) -> None:
         while True:
@@ -160,15 +243,25 @@ class GossipService:
         if isinstance(event, swim.RecordChanged):
             self._drain_table()
             return
+        if isinstance(event, swim.RttSample):
+            if self.latency is not None and self.transport is not None:
+                self.latency.on_sample(
+                    event.name, event.rtt_ms, event.coordinate, self.transport.now
+                )
+            return
         name = getattr(event, "name", None)
         if name is None or name == self.config.node.name:
             return
         if isinstance(event, swim.MemberJoined | swim.MemberAlive):
             self._down.discard(name)
             self.scorer.table.set_alive(name, True)
+            if self.latency is not None:
+                self.latency.member_up(name)
         elif isinstance(event, swim.MemberDead | swim.MemberLeft):
             self._down.add(name)
             self.scorer.table.set_alive(name, False)
+            if self.latency is not None:
+                self.latency.member_down(name)
         elif isinstance(event, swim.MemberReaped):
             self._down.discard(name)
             self.scorer.table.remove_node(name)
@@ -210,6 +303,15 @@ class GossipService:
             scorer.paths.set_link(record.node, peer, rtt_ms)
         if record.coordinate is not None:
             scorer.paths.set_coordinate(record.node, record.coordinate, record.height)
+            if self.latency is not None:
+                self.latency.set_coordinate(
+                    record.node,
+                    to_coordinate(
+                        wire.WireCoordinate(
+                            record.coordinate, record.height, record.coordinate_error, 0.0
+                        )
+                    ),
+                )
 
     def members(self) -> list[dict[str, Any]]:
         """Members as this node sees them, with what each one's record says."""
@@ -246,9 +348,23 @@ class GossipService:
         return merged
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._probe_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.transport is not None:
             await self.transport.leave(LEAVE_WAIT_S)
             await self.transport.close()
+
+
+def estimate_json(estimate: Estimate) -> dict[str, Any]:
+    """An estimate as the API shows it (one-way figures are half the round trip)."""
+    return {
+        "rtt_ms": round(estimate.rtt_ms, 4),
+        "one_way_ms": round(estimate.one_way_ms, 4),
+        "conservative_one_way_ms": round(estimate.conservative_one_way_ms, 4),
+        "tier": estimate.tier,
+        "source": estimate.source,
+        "samples": estimate.samples,
+        "uncertainty": round(estimate.uncertainty, 4),
+    }

@@ -1,7 +1,9 @@
 """Carrying a sans-IO GossipNode over real sockets: one UDP endpoint, one TCP listener, one timer.
 
 Rules:
-- Every input (a datagram, a stream, a timer) is handed to the node with `loop.time()` as `now`;
+- Every input (a datagram, a stream, a timer) is handed to the node with `time.monotonic()` as
+  `now` (not `loop.time()`: uvloop's has millisecond resolution, and latency probes on a LAN or
+  loopback measure fractions of a millisecond);
   after each one the transport carries out everything the node then wants: datagrams to send,
   push-pull streams to open, events to deliver, and the one timer re-armed for the node's next
   deadline. The node never sees a socket; the transport never decides anything.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -58,7 +61,7 @@ class GossipTransport:
     @property
     def now(self) -> float:
         assert self._loop is not None
-        return self._loop.time()
+        return time.monotonic()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -72,7 +75,7 @@ class GossipTransport:
         """Carry out what the node wants now, and arm the timer for its next deadline."""
         if self._closed or self._loop is None:
             return
-        now = self._loop.time()
+        now = self.now
         for data, addr in self.node.datagrams_to_send(now):
             if self._udp is not None:
                 self._udp.sendto(data, addr)
@@ -95,7 +98,7 @@ class GossipTransport:
             self._timer = None
         deadline = self.node.get_timer()
         if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer = self._loop.call_later(max(0.0, deadline - self.now), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -47,6 +47,9 @@ class EndpointState:
     draining: bool = False
     # Set when the node gossips: the members as this node sees them.
     members: Callable[[], list[dict[str, Any]]] | None = None
+    # Set when the node gossips: the probe table, and the latency estimate between two members.
+    peers: Callable[[], list[dict[str, Any]]] | None = None
+    rtt: Callable[[str, str], dict[str, Any] | None] | None = None
 
 
 STATE_KEY = web.AppKey("hubhop_state", EndpointState)
@@ -217,6 +220,40 @@ async def hubhop_members(request: web.Request) -> web.Response:
     )
 
 
+async def hubhop_peers(request: web.Request) -> web.Response:
+    """GET /hubhop/v1/peers: what this node's probes measured, and its estimate, per member."""
+    state = _state(request)
+    peers = state.peers() if state.peers is not None else []
+    return web.json_response(
+        {"node": state.config.node.name, "gossip": state.peers is not None, "peers": peers},
+        headers={REQUEST_ID_HEADER: request[REQUEST_ID]},
+    )
+
+
+async def hubhop_rtt(request: web.Request) -> web.Response:
+    """GET /hubhop/v1/rtt?to=B[&from=A]: the latency estimate between two members (A: us)."""
+    state = _state(request)
+    me = state.config.node.name
+    to = request.query.get("to", "")
+    source = request.query.get("from", me)
+    headers = {REQUEST_ID_HEADER: request[REQUEST_ID]}
+    if not to:
+        return web.json_response(
+            {"error": "give the member to estimate with ?to=NAME (and optionally &from=NAME)"},
+            status=400,
+            headers=headers,
+        )
+    estimate = state.rtt(source, to) if state.rtt is not None else None
+    body: dict[str, Any] = {"node": me, "from": source, "to": to, "estimate": estimate}
+    if estimate is None:
+        body["reason"] = (
+            "this node does not gossip"
+            if state.rtt is None
+            else f"no fresh measurement and no coordinates for {source} and {to} yet"
+        )
+    return web.json_response(body, headers=headers)
+
+
 def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Application:
     app = web.Application(middlewares=[errors_and_request_ids])
     app[STATE_KEY] = state
@@ -227,6 +264,8 @@ def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Applicati
     app.router.add_get("/v1/models", openai_models)
     app.router.add_get("/v1/models/{model}", openai_model)
     app.router.add_get("/hubhop/v1/members", hubhop_members)
+    app.router.add_get("/hubhop/v1/peers", hubhop_peers)
+    app.router.add_get("/hubhop/v1/rtt", hubhop_rtt)
     app.router.add_get("/v2", kserve_server_metadata)
     app.router.add_get("/v2/health/live", kserve_live)
     app.router.add_get("/v2/health/ready", kserve_ready)
