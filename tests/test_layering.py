@@ -7,13 +7,14 @@ functions, classes and `if TYPE_CHECKING:` blocks, and `importlib.import_module(
 `__import__("...")` with a literal name.
 
 Approach, per package:
-- `hubhop.core` and `hubhop_native` use an ALLOWLIST. The rule for them is what they may use
-  ("stdlib data and maths"; "numpy, numba, math"), and the set of I/O-capable modules is open
-  ended (os, io, time, datetime.now, uuid1, secrets, logging handlers, mmap, ...), so a denylist
-  would pass whatever nobody thought to list. A new dependency therefore has to be added here on
-  purpose, with a reason, which is the review this rule wants. `random` is allowed in the core for
-  `random.Random` as an explicit rng argument; an import test cannot see calls on the module-level
-  generator, so that part of the rule stays with review.
+- `hubhop.core`, `hubhop.wan` (pure like the core) and `hubhop_native` use an ALLOWLIST. The
+  rule for them is what they may use ("stdlib data and maths"; "numpy, numba, math"), and the
+  set of I/O-capable modules is open ended (os, io, time, datetime.now, uuid1, secrets, logging
+  handlers, mmap, ...), so a denylist would pass whatever nobody thought to list. A new
+  dependency therefore has to be added here on purpose, with a reason, which is the review this
+  rule wants. `random` is allowed in the core for `random.Random` as an explicit rng argument; an
+  import test cannot see calls on the module-level generator, so that part of the rule stays
+  with review.
 - `hubhop.scoring`, `hubhop.io` and the `hubhop.app` rule use a DENYLIST: those layers may use
   most of the stdlib and their dependencies, and the table names exactly what they must never
   reach. The lists also forbid reaching a layer above (scoring → io/app/cli, io → cli-level
@@ -96,6 +97,16 @@ CORE_NAMED_NEVER = (
     "numba",
     "hubhop.io",
     "hubhop.app",
+)
+
+# hubhop.wan (the emulated WAN's topology and latency model) is pure like the core, with the
+# same allowlist, and may also use the core (tiers, name patterns). The asyncio adapter that
+# delays real sends is hubhop.io.wan_delay: hubhop.io may import hubhop.wan (its denylist does
+# not name it). The core never imports hubhop.wan: emulation stays outside the core.
+WAN_ALLOWED = CORE_STDLIB | CORE_THIRD_PARTY | {"hubhop.core", "hubhop.wan"}
+WAN_RULE = (
+    "hubhop.wan may import only what hubhop.core may, plus hubhop.core and hubhop.wan "
+    "(pure: no sockets, asyncio, clocks, threads, signals or numba)"
 )
 
 # heapq joins DESIGN.md's list: the NumPy references are test oracles, and a stdlib heap keeps the
@@ -214,6 +225,11 @@ def check_import(importer: str, target: str) -> str | None:
             return None
         named = any(within(target, never) for never in CORE_NAMED_NEVER)
         return CORE_RULE + (" (DESIGN.md names it explicitly)" if named else "")
+    if within(importer, "hubhop.wan"):
+        if any(within(target, allowed) for allowed in WAN_ALLOWED):
+            return None
+        named = any(within(target, never) for never in CORE_NAMED_NEVER)
+        return WAN_RULE + (" (DESIGN.md names it explicitly)" if named else "")
     if within(importer, "hubhop_native"):
         if any(within(target, allowed) for allowed in NATIVE_ALLOWED):
             return None
@@ -268,7 +284,7 @@ def test_the_walker_sees_every_package() -> None:
     # violations too.
     modules = find_modules(REAL_ROOTS)
     known = {m.name for m in modules}
-    for package in ("hubhop.core", "hubhop.io", "hubhop_native"):
+    for package in ("hubhop.core", "hubhop.io", "hubhop.wan", "hubhop_native"):
         members = [m for m in modules if within(m.name, package)]
         assert members, f"no modules found in {package}"
     for single in ("hubhop.cli", "hubhop.app", "hubhop.core.config"):
@@ -372,6 +388,15 @@ def test_relative_import_above_the_top_package_is_reported(tmp_path: Path) -> No
         ("hubhop.io.gossip", "hubhop.app", True),
         ("hubhop.cli", "hubhop.app", False),
         ("hubhop.demo", "hubhop.app", True),
+        ("hubhop.wan.model", "hubhop.core.tiers", False),
+        ("hubhop.wan.model", "hubhop.wan.topology", False),
+        ("hubhop.wan.topology", "tomllib", False),
+        ("hubhop.wan.model", "asyncio", True),
+        ("hubhop.wan.model", "time", True),
+        ("hubhop.wan.topology", "pathlib", True),
+        ("hubhop.wan.model", "hubhop.io.wan_delay", True),
+        ("hubhop.io.wan_delay", "hubhop.wan.model", False),
+        ("hubhop.core.swim", "hubhop.wan.model", True),
     ],
 )
 def test_rules_table(importer: str, target: str, broken: bool) -> None:
