@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hubhop.core.rtt_estimator import tier_of
 from tests.procs import Proc, spawn_node, wait_until
 
 KEY = base64.b64encode(bytes(range(16, 32))).decode()
@@ -75,20 +76,21 @@ def test_peers_and_rtt_show_measured_latency_with_tier(trio: dict[int, Proc]) ->
     entry = peers(first)["lat-2"]
     probe, estimate = entry["probe"], entry["estimate"]
     assert isinstance(probe, dict) and isinstance(estimate, dict)
-    # loopback: well under a millisecond each way, so inside the city tier
+    # loopback: a fraction of a millisecond (more on a loaded box), nothing lost
     assert 0 < probe["p50_ms"] < 20 and probe["loss_rate"] == 0.0
-    assert estimate["source"] == "measured" and estimate["tier"] == "city"
+    assert estimate["source"] == "measured"
     assert estimate["conservative_one_way_ms"] >= estimate["one_way_ms"] > 0
+    assert estimate["tier"] == tier_of(estimate["conservative_one_way_ms"])
 
     table = hubhop("peers", "--config", "/nonexistent.toml", "--url", first.url)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split()[:3] == ["NAME", "STATE", "SAMPLES"]
-    assert any(line.startswith("lat-2") and " city " in line for line in lines)
+    assert any(line.startswith("lat-2") and " measured" in line for line in lines)
 
     rtt = hubhop("rtt", "lat-3", "--config", "/nonexistent.toml", "--url", first.url)
     assert rtt.returncode == 0, rtt.stderr
-    assert rtt.stdout.startswith("lat-1 -> lat-3: rtt ") and "tier city; measured" in rtt.stdout
+    assert rtt.stdout.startswith("lat-1 -> lat-3: rtt ") and "; measured from" in rtt.stdout
 
     unknown = hubhop("rtt", "nobody", "--config", "/nonexistent.toml", "--url", first.url)
     assert unknown.returncode == 1 and "unknown" in unknown.stdout
