@@ -365,6 +365,10 @@ ONE_FAULT_CASES: list[tuple[str, dict[str, Any], str]] = [
         changed("lifecycle.drain_grace_s", -1),
         "lifecycle.drain_grace_s: -1 is out of range [0.0, 3600.0]",
     ),
+    # empty strings: a typo, never a choice (they used to pass as 127.0.0.1:0 and url "")
+    ("empty http.listen", changed("http.listen", ""), "http.listen: must not be empty"),
+    ("empty backend url", changed("backends.0.url", ""), "backends[0].url: must not be empty"),
+    ("empty node.name", changed("node.name", ""), "node.name: must not be empty"),
     # missing required keys
     ("missing node.name", removed("node.name"), "node.name: is required"),
     ("missing http.listen", removed("http.listen"), "http.listen: is required"),

@@ -21,8 +21,9 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
+
+from hubhop.core.toml_table import TomlTable, kind
 
 ROLES = ("edge", "city", "hub")
 PROTOCOLS = ("openai", "kserve_v2")
@@ -304,156 +305,51 @@ def _backend(t: _Table) -> BackendConfig:
     return backend
 
 
-class _Table:
-    """One TOML table being read: typed getters that record faults instead of raising."""
-
-    def __init__(
-        self, data: dict[str, Any], path: str, source: str, faults: list[str], present: bool = True
-    ) -> None:
-        self._data = data
-        # A table that is missing or of the wrong type was reported once already; its required
-        # keys are not reported again one by one.
-        self._present = present
-        self._path = path
-        self._source = source
-        self._faults = faults
-        self._seen: set[str] = set()
-
-    def _key(self, key: str) -> str:
-        return f"{self._path}.{key}" if self._path else key
-
-    def fault(self, key: str, message: str) -> None:
-        self._faults.append(f"{self._source}: {self._key(key)}: {message}")
-
-    def _get(self, key: str, required: bool) -> Any:
-        self._seen.add(key)
-        if key not in self._data:
-            if required and self._present:
-                self.fault(key, "is required")
-            return None
-        return self._data[key]
-
-    def finish(self) -> None:
-        for key in sorted(set(self._data) - self._seen):
-            self.fault(key, "unknown key")
-
-    def table(self, key: str, required: bool = False) -> _Table:
-        value = self._get(key, required)
-        if value is not None and not isinstance(value, dict):
-            self.fault(key, f"must be a table, got {_kind(value)}")
-            value = None
-        present = value is not None or not required
-        return _Table(value or {}, self._key(key), self._source, self._faults, present)
-
-    def table_array(self, key: str) -> list[_Table]:
-        value = self._get(key, False)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            self.fault(key, f"must be an array of tables ([[{key}]]), got {_kind(value)}")
-            return []
-        return [
-            _Table(v, f"{self._key(key)}[{i}]", self._source, self._faults)
-            for i, v in enumerate(value)
-        ]
-
-    def string(
-        self,
-        key: str,
-        default: str = "",
-        *,
-        required: bool = False,
-        pattern: re.Pattern[str] | None = None,
-        allow_empty: bool = False,
-    ) -> str:
-        value = self._get(key, required)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            self.fault(key, f"must be a string, got {_kind(value)}")
-            return default
-        if value == "" and allow_empty:
-            return value
-        if pattern is not None and not pattern.fullmatch(value):
-            self.fault(key, f"{value!r} does not match {pattern.pattern}")
-        return value
-
-    def choice(
-        self, key: str, allowed: tuple[str, ...], default: str = "", *, required: bool = False
-    ) -> str:
-        present = key in self._data
-        value = self.string(key, default, required=required)
-        if present and isinstance(self._data[key], str) and value not in allowed:
-            self.fault(key, f"{value!r} is not one of {', '.join(allowed)}")
-        return value
+class _Table(TomlTable):
+    """The node config's getters beyond the generic ones: addresses, URLs, lists of names."""
 
     def choices(self, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
         """A required string or non-empty list of strings, each one of `allowed`."""
-        value = self._get(key, True)
+        value = self.get(key, True)
         if value is None:
             return ()
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
-            self.fault(key, f"must be a string or a non-empty list of strings, got {_kind(value)}")
+            self.fault(key, f"must be a string or a non-empty list of strings, got {kind(value)}")
             return ()
         for item in items:
             if item not in allowed:
                 self.fault(key, f"{item!r} is not one of {', '.join(allowed)}")
         return tuple(dict.fromkeys(items))
 
-    def has(self, key: str) -> bool:
-        return key in self._data
-
     def listen_address_list(self, key: str) -> list[ListenAddress]:
-        value = self._get(key, False)
+        value = self.get(key, False)
         if value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fault(key, f"must be a list of IP:PORT strings, got {_kind(value)}")
+            self.fault(key, f"must be a list of IP:PORT strings, got {kind(value)}")
             return []
         # Each entry is checked by the one-address reader, on a table holding just that entry.
         out = []
         for i, text in enumerate(value):
             name = f"{key}[{i}]"
-            entry = _Table({name: text}, self._path, self._source, self._faults)
+            entry = self._child({name: text}, self._path)
             out.append(entry.listen_address(name, required=True))
         return out
 
     def string_list(
         self, key: str, *, pattern: re.Pattern[str], required: bool = True
     ) -> tuple[str, ...]:
-        value = self._get(key, required)
+        value = self.get(key, required)
         if value is None:
             return ()
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            self.fault(key, f"must be a non-empty list of strings, got {_kind(value)}")
+            self.fault(key, f"must be a non-empty list of strings, got {kind(value)}")
             return ()
         for item in value:
             if not pattern.fullmatch(item):
                 self.fault(key, f"{item!r} does not match {pattern.pattern}")
         return tuple(dict.fromkeys(value))
-
-    def integer(self, key: str, default: int, *, lo: int, hi: int) -> int:
-        value = self._get(key, False)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fault(key, f"must be an integer, got {_kind(value)}")
-            return default
-        if not lo <= value <= hi:
-            self.fault(key, f"{value} is out of range [{lo}, {hi}]")
-        return value
-
-    def number(self, key: str, default: float, *, lo: float, hi: float) -> float:
-        value = self._get(key, False)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fault(key, f"must be a number, got {_kind(value)}")
-            return default
-        if not lo <= value <= hi:  # also rejects nan
-            self.fault(key, f"{value} is out of range [{lo}, {hi}]")
-        return float(value)
 
     def listen_address(self, key: str, *, required: bool = False) -> ListenAddress:
         text = self.string(key, required=required)
@@ -487,10 +383,3 @@ class _Table:
         elif parts.query or parts.fragment:
             self.fault(key, f"{url!r} must not carry a query or fragment")
         return url.rstrip("/")
-
-
-def _kind(value: object) -> str:
-    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array"}
-    if isinstance(value, dict):
-        return "table"
-    return names.get(type(value), type(value).__name__)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hubhop.core.config import NAME_PATTERN, ROLES
+from hubhop.core.toml_table import TomlTable, kind
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 # The places file the project ships beside its topologies; a topology may name another.
@@ -236,12 +237,10 @@ def parse_topology(text: str, source: str, read_file: ReadFile | None = None) ->
     except tomllib.TOMLDecodeError as exc:
         raise TopologyError([f"{source}: invalid TOML: {exc}"]) from None
     faults: list[str] = []
-    root = _Reader(document, "", source, faults)
+    root = TomlTable(document, "", source, faults)
 
     head = root.table("topology", required=True)
-    name = head.string("name", required=True)
-    if name and not NAME_PATTERN.fullmatch(name):
-        head.fault("name", f"{name!r} does not match {NAME_PATTERN.pattern}")
+    name = head.string("name", required=True, pattern=NAME_PATTERN)
     places_name = head.string("places", DEFAULT_PLACES)
     head.finish()
 
@@ -281,7 +280,7 @@ def parse_topology(text: str, source: str, read_file: ReadFile | None = None) ->
     )
 
 
-def _model_params(t: _Reader) -> ModelParams:
+def _model_params(t: TomlTable) -> ModelParams:
     d = ModelParams()
     params = ModelParams(
         propagation_ms_per_km=t.number(
@@ -301,7 +300,7 @@ def _model_params(t: _Reader) -> ModelParams:
 
 
 def _places_for(
-    sites: list[_Reader], name: str, read_file: ReadFile | None, head: _Reader
+    sites: list[TomlTable], name: str, read_file: ReadFile | None, head: TomlTable
 ) -> dict[str, tuple[Place, ...]]:
     if not any(t.has("place") for t in sites):
         return {}
@@ -322,12 +321,10 @@ def _places_for(
 
 
 def _site(
-    t: _Reader, places: dict[str, tuple[Place, ...]], default_hops: dict[str, int]
+    t: TomlTable, places: dict[str, tuple[Place, ...]], default_hops: dict[str, int]
 ) -> Site | None:
     faults_before = t.fault_count
-    name = t.string("name", required=True)
-    if name and not NAME_PATTERN.fullmatch(name):
-        t.fault("name", f"{name!r} does not match {NAME_PATTERN.pattern}")
+    name = t.string("name", required=True, pattern=NAME_PATTERN)
     role = t.choice("role", ROLES, required=True)
     host = t.string("host", required=True)
     if host:
@@ -370,7 +367,7 @@ def _site(
     return Site(name, role, city, region, lat, lon, host, hops)
 
 
-def _override(t: _Reader, known: set[str]) -> PairOverride | None:
+def _override(t: TomlTable, known: set[str]) -> PairOverride | None:
     faults_before = t.fault_count
     pair = _site_pair(t, "sites", t.get("sites", required=True), known)
     one_way = t.number("one_way_ms", math.nan, lo=0.0, hi=10_000.0)
@@ -383,17 +380,15 @@ def _override(t: _Reader, known: set[str]) -> PairOverride | None:
     return PairOverride(pair[0], pair[1], one_way if t.has("one_way_ms") else rtt / 2.0)
 
 
-def _partition(t: _Reader, known: set[str]) -> Partition | None:
+def _partition(t: TomlTable, known: set[str]) -> Partition | None:
     faults_before = t.fault_count
-    name = t.string("name", required=True)
-    if name and not NAME_PATTERN.fullmatch(name):
-        t.fault("name", f"{name!r} does not match {NAME_PATTERN.pattern}")
+    name = t.string("name", required=True, pattern=NAME_PATTERN)
     active = t.boolean("active", False)
     found: set[frozenset[str]] = set()
     listed = t.get("pairs")
     if listed is not None:
         if not isinstance(listed, list):
-            t.fault("pairs", f"must be an array of [site, site] pairs, got {_kind(listed)}")
+            t.fault("pairs", f"must be an array of [site, site] pairs, got {kind(listed)}")
         else:
             for i, item in enumerate(listed):
                 pair = _site_pair(t, f"pairs[{i}]", item, known)
@@ -402,7 +397,7 @@ def _partition(t: _Reader, known: set[str]) -> Partition | None:
     sides = t.get("sides")
     if sides is not None:
         if not (isinstance(sides, list) and len(sides) == 2):
-            t.fault("sides", f"must be two arrays of site names, got {_kind(sides)}")
+            t.fault("sides", f"must be two arrays of site names, got {kind(sides)}")
         else:
             left = _site_list(t, "sides[0]", sides[0], known)
             right = _site_list(t, "sides[1]", sides[1], known)
@@ -418,7 +413,7 @@ def _partition(t: _Reader, known: set[str]) -> Partition | None:
     return Partition(name, frozenset(found), active)
 
 
-def _site_pair(t: _Reader, key: str, value: Any, known: set[str]) -> tuple[str, str] | None:
+def _site_pair(t: TomlTable, key: str, value: Any, known: set[str]) -> tuple[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or len(value) != 2:
@@ -433,9 +428,9 @@ def _site_pair(t: _Reader, key: str, value: Any, known: set[str]) -> tuple[str, 
     return names[0], names[1]
 
 
-def _site_list(t: _Reader, key: str, value: Any, known: set[str]) -> list[str]:
+def _site_list(t: TomlTable, key: str, value: Any, known: set[str]) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        t.fault(key, f"must be an array of site names, got {_kind(value)}")
+        t.fault(key, f"must be an array of site names, got {kind(value)}")
         return []
     for item in value:
         if item not in known:
@@ -443,129 +438,10 @@ def _site_list(t: _Reader, key: str, value: Any, known: set[str]) -> list[str]:
     return [v for v in value if v in known]
 
 
-def _check_unique(root: _Reader, key: str, values: Iterable[str], what: str) -> None:
+def _check_unique(root: TomlTable, key: str, values: Iterable[str], what: str) -> None:
     seen: dict[str, int] = {}
     for value in values:
         if value:
             seen[value] = seen.get(value, 0) + 1
     for value in sorted(v for v, n in seen.items() if n > 1):
         root.fault(key, f"{what} {value!r} is used more than once")
-
-
-class _Reader:
-    """One TOML table being read: typed getters that record faults instead of raising."""
-
-    def __init__(self, data: dict[str, Any], path: str, source: str, faults: list[str]) -> None:
-        self._data = data
-        self._path = path
-        self._source = source
-        self._faults = faults
-        self._seen: set[str] = set()
-
-    @property
-    def fault_count(self) -> int:
-        return len(self._faults)
-
-    def _key(self, key: str) -> str:
-        return f"{self._path}.{key}" if self._path else key
-
-    def fault(self, key: str, message: str) -> None:
-        self._faults.append(f"{self._source}: {self._key(key)}: {message}")
-
-    def has(self, key: str) -> bool:
-        return key in self._data
-
-    def raw_string(self, key: str) -> str:
-        """The value of `key` if it is a string, else ""; no fault, the typed getter reports."""
-        value = self._data.get(key)
-        return value if isinstance(value, str) else ""
-
-    def get(self, key: str, required: bool = False) -> Any:
-        self._seen.add(key)
-        if key not in self._data:
-            if required:
-                self.fault(key, "is required")
-            return None
-        return self._data[key]
-
-    def finish(self) -> None:
-        for key in sorted(set(self._data) - self._seen):
-            self.fault(key, "unknown key")
-
-    def table(self, key: str, required: bool = False) -> _Reader:
-        value = self.get(key, required)
-        if value is not None and not isinstance(value, dict):
-            self.fault(key, f"must be a table, got {_kind(value)}")
-            value = None
-        return _Reader(value or {}, self._key(key), self._source, self._faults)
-
-    def table_array(self, key: str, required: bool = False) -> list[_Reader]:
-        value = self.get(key, required)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            self.fault(key, f"must be an array of tables ([[{key}]]), got {_kind(value)}")
-            return []
-        if required and not value:
-            self.fault(key, "must not be empty")
-        return [
-            _Reader(v, f"{self._key(key)}[{i}]", self._source, self._faults)
-            for i, v in enumerate(value)
-        ]
-
-    def string(self, key: str, default: str = "", *, required: bool = False) -> str:
-        value = self.get(key, required)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            self.fault(key, f"must be a string, got {_kind(value)}")
-            return default
-        if not value:
-            self.fault(key, "must not be empty")
-        return value
-
-    def choice(self, key: str, allowed: tuple[str, ...], *, required: bool = False) -> str:
-        value = self.string(key, required=required)
-        if value and value not in allowed:
-            self.fault(key, f"{value!r} is not one of {', '.join(allowed)}")
-            return ""
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fault(key, f"must be a boolean, got {_kind(value)}")
-            return default
-        return value
-
-    def integer(self, key: str, default: int, *, lo: int, hi: int) -> int:
-        value = self.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fault(key, f"must be an integer, got {_kind(value)}")
-            return default
-        if not lo <= value <= hi:
-            self.fault(key, f"{value} is out of range [{lo}, {hi}]")
-        return value
-
-    def number(self, key: str, default: float, *, lo: float, hi: float) -> float:
-        value = self.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fault(key, f"must be a number, got {_kind(value)}")
-            return default
-        if not lo <= value <= hi:  # also rejects nan
-            self.fault(key, f"{value} is out of range [{lo}, {hi}]")
-            return default
-        return float(value)
-
-
-def _kind(value: object) -> str:
-    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array"}
-    if isinstance(value, dict):
-        return "table"
-    return names.get(type(value), type(value).__name__)
