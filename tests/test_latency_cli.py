@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hubhop.core.rtt_estimator import tier_of
+from hubhop.core.tiers import tier_of
 from tests.procs import Proc, spawn_node, wait_until
 
 KEY = base64.b64encode(bytes(range(16, 32))).decode()

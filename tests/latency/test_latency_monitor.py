@@ -9,8 +9,8 @@ import statistics
 
 from hubhop.core import swim_messages as wire
 from hubhop.core.latency_monitor import LatencyMonitor, ProbeSettings, to_wire
-from hubhop.core.rtt_estimator import tier_of
 from hubhop.core.swim import RttSample
+from hubhop.core.tiers import tier_of
 from hubhop.core.vivaldi import Coordinate, relative_error
 from hubhop.sim import Simulator
 

@@ -13,9 +13,8 @@ from hubhop.core.rtt_estimator import (
     PeerRtt,
     RttSnapshot,
     RttTable,
-    tier_of,
 )
-from hubhop.core.tiers import TIER_BOUNDS_MS, TIERS
+from hubhop.core.tiers import TIER_BOUNDS_MS, TIERS, tier_of
 
 T0 = 1000.0  # monotonic seconds; any value works, a non-zero one catches "age = now" mistakes
 SETTINGS = EstimatorSettings()

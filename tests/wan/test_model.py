@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hubhop.core.tiers import TIER_BOUNDS_MS
-from hubhop.wan.model import TIER_MARGIN_MS, WanModel, great_circle_km, tightest_tier
+from hubhop.core.tiers import TIER_BOUNDS_MS, tier_of
+from hubhop.wan.model import TIER_MARGIN_MS, WanModel, great_circle_km
 from hubhop.wan.topology import load_topology, parse_topology
 
 SHIPPED = Path(__file__).resolve().parents[2] / "topologies" / "hubei.toml"
@@ -108,7 +108,7 @@ def test_the_jitter_cut_keeps_every_sample_in_its_true_tier(hubei: WanModel) -> 
         for _ in range(3):
             sample = hubei.sample_delay_ms(a, b, rng)
             assert sample is not None
-            assert tightest_tier(sample) == hubei.true_tier(a, b)
+            assert tier_of(sample) == hubei.true_tier(a, b)
 
 
 # The formula --------------------------------------------------------------------------------
@@ -168,8 +168,8 @@ def test_unknown_sites_are_key_errors() -> None:
         (math.inf, "any"),
     ],
 )
-def test_tightest_tier_at_and_around_the_bounds(one_way: float, tier: str) -> None:
-    assert tightest_tier(one_way) == tier
+def test_a_latency_falls_in_the_tightest_tier_that_holds_it(one_way: float, tier: str) -> None:
+    assert tier_of(one_way) == tier
     assert one_way <= TIER_BOUNDS_MS[tier]
 
 

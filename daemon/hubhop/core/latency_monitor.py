@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hubhop.core import swim_messages as wire
-from hubhop.core.rtt_estimator import EstimatorSettings, RttTable, tier_of
+from hubhop.core.rtt_estimator import EstimatorSettings, RttTable
+from hubhop.core.tiers import tier_of
 from hubhop.core.vivaldi import Coordinate, VivaldiClient, VivaldiSettings, coordinate_fault
 
 

@@ -12,10 +12,11 @@ Rules:
   itself usually rides in the same datagram or the next, and then no want is ever sent). A later
   announcement of a higher version raises the wanted version; any announcement refreshes the
   source, so a retry asks the most recent announcer.
-- `due(now, held)` returns the wants whose time has come and whose record is still missing
-  (`held(name)` is the version we hold, or -1), and schedules each one's retry after `retry_s`;
-  after `attempts` asks a want is dropped (push-pull anti-entropy repairs what is left).
-- A want whose record arrived is dropped when it comes due (or with `satisfied`).
+- `due(now)` returns the wants whose time has come and schedules each one's retry after
+  `retry_s`; after `attempts` asks a want is dropped (push-pull anti-entropy repairs what is
+  left).
+- The owner calls `satisfied` whenever it stores a record: a want the stored version covers is
+  dropped there, so every want still open is for a record still missing.
 - Bounded: at most MAX_WANTS open; beyond, new announcements are ignored and counted by the
   caller (push-pull repairs them).
 
@@ -24,7 +25,6 @@ Pure: `now` is an argument.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from hubhop.core.members import Address
@@ -79,13 +79,13 @@ class RecordWants:
             return None
         return min(w.due for w in self._wants.values())
 
-    def due(self, now: float, held: Callable[[str], int]) -> list[tuple[str, int, Address]]:
-        """(name, version, source) to ask now; retries scheduled, finished wants dropped."""
+    def due(self, now: float) -> list[tuple[str, int, Address]]:
+        """(name, version, source) to ask now; retries scheduled, exhausted wants dropped."""
         out: list[tuple[str, int, Address]] = []
         for name, want in list(self._wants.items()):
             if want.due > now:
                 continue
-            if held(name) >= want.version or want.asked >= self.attempts:
+            if want.asked >= self.attempts:
                 del self._wants[name]
                 continue
             want.asked += 1

@@ -32,10 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
-
-from hubhop.core.tiers import TIER_BOUNDS_MS
 
 
 @dataclass(frozen=True)
@@ -276,17 +273,3 @@ class RttTable:
         stalest = min(self._peers, key=staleness)
         del self._peers[stalest]
         self.evicted += 1
-
-
-def tier_of(one_way_ms: float, bounds: Mapping[str, float] = TIER_BOUNDS_MS) -> str:
-    """The tightest tier whose one-way bound is at least `one_way_ms` (a bound is inclusive).
-
-    ValueError for NaN or a negative latency, or when no bound holds it (`bounds` without an
-    unbounded tier).
-    """
-    if math.isnan(one_way_ms) or one_way_ms < 0.0:
-        raise ValueError(f"one-way latency must be a number >= 0, got {one_way_ms!r}")
-    for tier, bound in sorted(bounds.items(), key=lambda item: item[1]):
-        if one_way_ms <= bound:
-            return tier
-    raise ValueError(f"no tier holds a one-way latency of {one_way_ms} ms")

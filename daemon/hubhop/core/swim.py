@@ -737,13 +737,21 @@ class GossipNode:
         if rebroadcast:
             self._broadcast_member(name, wire.encode_alive(name, incarnation, addr))
 
-    def _on_suspect(self, name: str, incarnation: int, accuser: str, now: float) -> None:
+    def _accused(self, name: str, incarnation: int) -> Member | None:
+        """The member suspect or dead news is about; None when it is unknown, the news is stale,
+        or it is about us (then we refute)."""
         member = self._members.get(name)
         if member is None or incarnation < member.incarnation:
-            return
+            return None
         if member is self._me:
             if not self._left:
                 self._refute(incarnation)
+            return None
+        return member
+
+    def _on_suspect(self, name: str, incarnation: int, accuser: str, now: float) -> None:
+        member = self._accused(name, incarnation)
+        if member is None:
             return
         suspicion = self._suspicions.get(name)
         if suspicion is not None and member.state is MemberState.SUSPECT:
@@ -765,12 +773,8 @@ class GossipNode:
         self._emit(MemberSuspect(name))
 
     def _on_dead(self, name: str, incarnation: int, accuser: str, now: float, left: bool) -> None:
-        member = self._members.get(name)
-        if member is None or incarnation < member.incarnation:
-            return
-        if member is self._me:
-            if not self._left:
-                self._refute(incarnation)
+        member = self._accused(name, incarnation)
+        if member is None:
             return
         if not dead_overrides(member, incarnation):
             return
@@ -803,8 +807,8 @@ class GossipNode:
 
     def _gossip_record(self, record: wire.Record) -> bool:
         """Queue a record and its announcement; False when it is too big for a datagram."""
-        encoded = wire.encode_record(record.name, record.version, record.payload)
-        if len(encoded) > self._body_budget - _RECORD_ROOM_BYTES:
+        encoded = self._record_message(record.name, record.version, record.payload)
+        if encoded is None:
             return False
         self._queue.queue(("r", record.name), encoded)
         self._queue.queue(
@@ -825,38 +829,35 @@ class GossipNode:
             self.counters["record_wants_full"] += 1
 
     def _on_record_want(self, message: wire.RecordWant, src: Address) -> None:
-        if message.name == self.name:
-            held = (
-                None
-                if self._record_payload is None
-                else (self._record_version, self._record_payload)
-            )
-        else:
-            try:
-                held = self.records.get(message.name)
-            except Exception:
-                self.counters["internal_error"] += 1
-                return
+        held = self._held(message.name)  # our own record is stored there too
         if held is None or held[0] < message.version:
             self.counters["record_wants_unmet"] += 1
             return
-        encoded = wire.encode_record(message.name, held[0], held[1])
-        if len(encoded) > self._body_budget - _RECORD_ROOM_BYTES:
+        encoded = self._record_message(message.name, held[0], held[1])
+        if encoded is None:
             self.counters["record_wants_too_big"] += 1
             return
         self._send(src, [encoded])
         self.counters["record_wants_answered"] += 1
 
-    def _held_version(self, name: str) -> int:
+    def _record_message(self, name: str, version: int, payload: bytes) -> bytes | None:
+        """A RECORD message, or None when it is too big to ride in a datagram beside a ping."""
+        encoded = wire.encode_record(name, version, payload)
+        return encoded if len(encoded) <= self._body_budget - _RECORD_ROOM_BYTES else None
+
+    def _held(self, name: str) -> tuple[int, bytes] | None:
         try:
-            held = self.records.get(name)
+            return self.records.get(name)
         except Exception:
             self.counters["internal_error"] += 1
-            return -1
+            return None
+
+    def _held_version(self, name: str) -> int:
+        held = self._held(name)
         return -1 if held is None else held[0]
 
     def _ask_for_records(self, now: float) -> None:
-        for name, version, source in self._wants.due(now, self._held_version):
+        for name, version, source in self._wants.due(now):
             self._send(source, [wire.encode_record_want(name, version)])
             self.counters["record_wants_sent"] += 1
 

@@ -9,6 +9,7 @@ a daemon estimates one-way latency as half the measured round trip.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 TIER_BOUNDS_MS: dict[str, float] = {
     "city": 1.0,
@@ -31,3 +32,17 @@ def tier_bound_ms(tier: str) -> float:
 def lane_index(lane: str) -> int:
     """0 for emergency, 1 standard, 2 batch; ValueError for an unknown name."""
     return LANES.index(lane)
+
+
+def tier_of(one_way_ms: float, bounds: Mapping[str, float] = TIER_BOUNDS_MS) -> str:
+    """The tightest tier whose one-way bound is at least `one_way_ms` (a bound is inclusive).
+
+    ValueError for NaN or a negative latency, or when no bound holds it (`bounds` without an
+    unbounded tier).
+    """
+    if math.isnan(one_way_ms) or one_way_ms < 0.0:
+        raise ValueError(f"one-way latency must be a number >= 0, got {one_way_ms!r}")
+    for tier, bound in sorted(bounds.items(), key=lambda item: item[1]):
+        if one_way_ms <= bound:
+            return tier
+    raise ValueError(f"no tier holds a one-way latency of {one_way_ms} ms")

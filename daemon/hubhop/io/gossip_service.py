@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from hubhop.core import swim
-from hubhop.core import swim_messages as wire
 from hubhop.core.capacity import CapacityRecord, encode_record, record_from_config
 from hubhop.core.capacity_table import CapacityTable, RecordRemoved, RecordUpdated
 from hubhop.core.config import ConfigError, GossipConfig, NodeConfig
 from hubhop.core.keyring import Keyring
-from hubhop.core.latency_monitor import Estimate, LatencyMonitor, to_coordinate, to_wire
+from hubhop.core.latency_monitor import Estimate, LatencyMonitor, to_wire
 from hubhop.core.republish import RepublishPolicy
 from hubhop.core.secure_channel import SecureChannel
+from hubhop.core.vivaldi import Coordinate
 from hubhop.io.gossip_transport import GossipTransport
 from hubhop.scoring.candidates import BackendLoad
 from hubhop.scoring.scorer import Scorer
@@ -173,7 +173,6 @@ class GossipService:
                 now = self.transport.now
                 for name in self.latency.due(now):
                     self.node.send_probe(name, now)
-                self.node.coordinate = to_wire(self.latency.coordinate)
                 self.transport.pump()
                 wait = self.latency.next_deadline() - self.transport.now
             except Exception:
@@ -181,20 +180,11 @@ class GossipService:
                 wait = 1.0
             await asyncio.sleep(max(0.01, wait))
 
-    def estimate(self, peer: str) -> Estimate | None:
-        """How far `peer` is from this node (None: unknown)."""
-        if self.latency is None or self.transport is None:
-            return None
-        return self.latency.estimate(peer, self.transport.now)
-
-    def estimate_between(self, a: str, b: str) -> Estimate | None:
-        if self.latency is None or self.transport is None:
-            return None
-        return self.latency.estimate_between(a, b, self.transport.now)
-
     def rtt_json(self, a: str, b: str) -> dict[str, Any] | None:
         """The estimate between members `a` and `b`, as the API shows it (None: unknown)."""
-        estimate = self.estimate_between(a, b)
+        if self.latency is None or self.transport is None:
+            return None
+        estimate = self.latency.estimate_between(a, b, self.transport.now)
         return None if estimate is None else estimate_json(estimate)
 
     def peers(self) -> list[dict[str, Any]]:
@@ -244,10 +234,11 @@ class GossipService:
             self._drain_table()
             return
         if isinstance(event, swim.RttSample):
-            if self.latency is not None and self.transport is not None:
+            if self.latency is not None and self.transport is not None and self.node is not None:
                 self.latency.on_sample(
                     event.name, event.rtt_ms, event.coordinate, self.transport.now
                 )
+                self.node.coordinate = to_wire(self.latency.coordinate)  # what replies carry
             return
         name = getattr(event, "name", None)
         if name is None or name == self.config.node.name:
@@ -304,14 +295,11 @@ class GossipService:
         if record.coordinate is not None:
             scorer.paths.set_coordinate(record.node, record.coordinate, record.height)
             if self.latency is not None:
-                self.latency.set_coordinate(
-                    record.node,
-                    to_coordinate(
-                        wire.WireCoordinate(
-                            record.coordinate, record.height, record.coordinate_error, 0.0
-                        )
-                    ),
+                # records carry no Vivaldi adjustment term: estimates from them go without it
+                coordinate = Coordinate(
+                    record.coordinate, record.height, record.coordinate_error, 0.0
                 )
+                self.latency.set_coordinate(record.node, coordinate)
 
     def members(self) -> list[dict[str, Any]]:
         """Members as this node sees them, with what each one's record says."""

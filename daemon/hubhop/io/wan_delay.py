@@ -125,24 +125,15 @@ class WanDelay:
 
     # Delays ---------------------------------------------------------------------------------
 
-    def delay_s(self, dst_host: str) -> float | None:
-        """This datagram's one-way delay to `dst_host` in seconds; None: it is dropped.
-
-        A host outside the topology (a local backend, a client) gets no delay."""
+    def delay_s(self, dst_host: str, *, lossy: bool = True) -> float | None:
+        """One-way delay to `dst_host` in seconds for a datagram (or, not `lossy`, a stream
+        write: TCP hides loss); None: it is dropped. A host outside the topology (a local
+        backend, a client) gets no delay."""
         dst_site = self.model.site_of_host(dst_host)
         if dst_site is None:
             return 0.0
-        delay_ms = self.model.sample_delay_ms(self.own_site, dst_site, self._rng)
+        delay_ms = self.model.sample_delay_ms(self.own_site, dst_site, self._rng, lossy=lossy)
         return None if delay_ms is None else delay_ms / 1000.0
-
-    def _stream_delay_s(self, dst_host: str) -> float | None:
-        dst_site = self.model.site_of_host(dst_host)
-        if dst_site is None or dst_site == self.own_site:
-            return 0.0
-        if self.model.is_partitioned(self.own_site, dst_site):
-            return None
-        one_way = self.model.one_way_ms(self.own_site, dst_site)
-        return (one_way + self.model.sample_jitter_ms(self._rng)) / 1000.0
 
     @property
     def precise(self) -> bool:
@@ -284,7 +275,7 @@ class DelayedStream:
             raise RuntimeError("write after close")
         if not data:
             return
-        delay = self._wan._stream_delay_s(self._dst_host)
+        delay = self._wan.delay_s(self._dst_host, lossy=False)
         if delay is None:
             self._wan.counters.dropped_partition += 1
             self._break(ConnectionResetError("cut by an emulated partition"), abort=True)
@@ -302,7 +293,7 @@ class DelayedStream:
         if self._broken is not None:
             self._close()
             return
-        delay = self._wan._stream_delay_s(self._dst_host) or 0.0
+        delay = self._wan.delay_s(self._dst_host, lossy=False) or 0.0
         self._wan._get_schedule().at(self._next_due(delay), self._deliver_close)
 
     async def drain(self) -> None:

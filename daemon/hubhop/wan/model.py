@@ -26,7 +26,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from hubhop.core.tiers import TIER_BOUNDS_MS
+from hubhop.core.tiers import TIER_BOUNDS_MS, tier_of
 from hubhop.wan.topology import Site, Topology
 
 # Mean Earth radius (IUGG), km: the haversine's sphere.
@@ -43,14 +43,6 @@ def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
     dlam = math.radians(lon2 - lon1)
     h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlam / 2) ** 2
     return 2.0 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
-
-
-def tightest_tier(one_way_ms: float) -> str:
-    """The tightest tier whose (one-way) bound is at or above `one_way_ms`."""
-    for tier, bound in TIER_BOUNDS_MS.items():
-        if one_way_ms <= bound:
-            return tier
-    return "any"
 
 
 @dataclass(frozen=True)
@@ -106,16 +98,19 @@ class WanModel:
 
     def true_tier(self, src_site: str, dst_site: str) -> str:
         """The tightest tier the pair's base one-way latency meets."""
-        return tightest_tier(self.one_way_ms(src_site, dst_site))
+        return tier_of(self.one_way_ms(src_site, dst_site))
 
-    def sample_delay_ms(self, src_site: str, dst_site: str, rng: random.Random) -> float | None:
-        """One datagram's one-way delay: None when it is lost (loss or partition)."""
+    def sample_delay_ms(
+        self, src_site: str, dst_site: str, rng: random.Random, *, lossy: bool = True
+    ) -> float | None:
+        """One datagram's one-way delay: None when it is lost (loss, when `lossy`, or
+        partition)."""
         base = self.one_way_ms(src_site, dst_site)
         if src_site == dst_site:
             return 0.0
         if self.is_partitioned(src_site, dst_site):
             return None
-        if self._loss > 0.0 and rng.random() < self._loss:
+        if lossy and self._loss > 0.0 and rng.random() < self._loss:
             return None
         return base + self.sample_jitter_ms(rng)
 
