@@ -182,7 +182,19 @@ def test_network_changes_wait_longer_than_load_changes() -> None:
     moved = dataclasses.replace(record(), links=(("wuhan-city", 3.0), ("hub-1", 12.5)))
     assert not publishes(moved, now=T0 + POLICY.network_min_interval_s - 0.01)
     assert publishes(moved, now=T0 + POLICY.network_min_interval_s)
-    assert POLICY.min_interval_s < POLICY.network_min_interval_s < POLICY.max_interval_s
+    assert POLICY.min_interval_s < POLICY.network_min_interval_s
+
+
+def test_network_noise_below_the_thresholds_never_republishes() -> None:
+    # Probe jitter and a wandering coordinate are not drift: only load drift refreshes a record.
+    base = record()
+    assert base.coordinate is not None
+    noisy = dataclasses.replace(
+        base,
+        coordinate=(base.coordinate[0] + 0.3, *base.coordinate[1:]),
+        links=(("wuhan-city", 0.4), ("hub-1", 13.0)),
+    )
+    assert not publishes(noisy, now=T0 + 100 * POLICY.max_interval_s)
 
 
 def test_load_and_network_changes_wait_for_the_minimum_interval() -> None:

@@ -89,6 +89,30 @@ def test_links_are_fresh_measurements_nearest_first_and_bounded() -> None:
     assert m.links(1.0 + m.rtt.settings.stale_after_s + 1) == ()
 
 
+def test_noise_does_not_reshuffle_the_links_a_clearly_nearer_member_does() -> None:
+    # Every change of the linked set is a record version relayed by every node.
+    m = monitor([f"p{i}" for i in range(12)])
+    for i in range(8):
+        m.on_sample(f"p{i}", 1.0 + i, None, 0.0)  # p0 1 ms ... p7 8 ms
+    first = m.links(1.0)
+    assert [p for p, _ in first] == [f"p{i}" for i in range(8)]
+    m.on_sample("p8", 7.5, None, 1.0)  # a little nearer than p7: noise, not news
+    assert m.links(2.0) == first
+    m.on_sample("p9", 3.0, None, 2.0)  # clearly nearer than p7: it takes p7's place
+    assert [p for p, _ in m.links(3.0)] == ["p0", "p1", "p2", "p9", "p3", "p4", "p5", "p6"]
+
+
+def test_linked_members_are_probed_every_near_round() -> None:
+    m = LatencyMonitor("me", (), random.Random(1), 0.0, ProbeSettings(nearest_k=2))
+    for i in range(12):
+        m.member_up(f"p{i}")
+    for i in range(12):
+        m.on_sample(f"p{i}", 1.0 + i, None, 0.0)
+    m.links(0.5)  # p0..p7 linked
+    targets = m.due(SETTINGS.near_interval_s)
+    assert set(targets) >= {f"p{i}" for i in range(8)}
+
+
 def place(n: int, seed: int) -> dict[str, tuple[float, float]]:
     """Nodes on a plane 16 ms across (one-way), like a province with a few far sites."""
     rng = random.Random(seed)

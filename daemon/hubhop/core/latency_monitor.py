@@ -1,10 +1,14 @@
 """How far every member is: whom to probe, what the probes said, and what coordinates estimate.
 
 Rules:
-- Targets. Every `near_interval_s` the monitor probes its hubs (named in config) and its
-  `nearest_k` nearest members by current estimate; every `random_interval_s` one more member
-  drawn at random from the rest, so every member is measured now and then and a node that moved
-  closer is found. A member with a probe in flight is not probed again.
+- Targets. Every `near_interval_s` the monitor probes its hubs (named in config), its
+  `nearest_k` nearest members by current estimate and the members its record links to; every
+  `random_interval_s` one more member drawn at random from the rest, so every member is measured
+  now and then and a node that moved closer is found. A member with a probe in flight is not
+  probed again.
+- The nearest set and the linked set are sticky: a member displaces one already in the set only
+  when it is nearer by the switch margin. Measurement noise must not reshuffle them: every
+  change of the links is a new record version that every node relays.
 - A probe unanswered after `timeout_s` is a loss sample, never an error.
 - Samples. Every RTT sample (a probe's reply, a direct SWIM ack) feeds the member's estimator
   (rtt_estimator.py). A reply that carries the member's coordinate also feeds our Vivaldi
@@ -14,7 +18,8 @@ Rules:
   between coordinates; otherwise nothing is claimed. The estimate carries its source, its
   sample count, an uncertainty and the tier its CONSERVATIVE one-way figure falls in (what a
   router may promise). One-way is half the round trip (DESIGN.md, "tier").
-- Links published in our record: fresh measured RTTs, nearest first, at most `max_links`.
+- Links published in our record: fresh measured RTTs of the linked set, nearest first, at most
+  `max_links`.
 
 Pure: `now` and `rng` are arguments.
 """
@@ -47,9 +52,15 @@ class ProbeSettings:
     # A reply later than this is a loss: the farthest hub is ~20 ms away round trip; 2 s is far
     # beyond any queueing on the way.
     timeout_s: float = 2.0
-    # Links our record carries (capacity.MAX_LINKS is the ceiling): the nearest 16 cover the
-    # city and province neighbours a relay would use, and keep the record small.
-    max_links: int = 16
+    # Links our record carries (capacity.MAX_LINKS is the ceiling): the nearest 8 cover the
+    # city and province neighbours a relay would use, keep the record small, and are mostly the
+    # nearest set probed every near round anyway, so linking them adds few probes.
+    max_links: int = 8
+    # A member displaces one of the nearest (or linked) set only when 20% and 0.2 ms nearer: the
+    # estimator's own jitter on a busy host is about that, and the republish policy treats link
+    # moves below 10% / 0.2 ms as noise too.
+    switch_fraction: float = 0.2
+    switch_min_ms: float = 0.2
 
     def __post_init__(self) -> None:
         for name in ("near_interval_s", "random_interval_s", "timeout_s"):
@@ -58,6 +69,8 @@ class ProbeSettings:
                 raise ValueError(f"{name} must be finite and > 0, got {value!r}")
         if self.nearest_k < 0 or self.max_links < 0:
             raise ValueError("nearest_k and max_links must not be negative")
+        if not (self.switch_fraction >= 0 and self.switch_min_ms >= 0):
+            raise ValueError("switch_fraction and switch_min_ms must not be negative")
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,8 @@ class LatencyMonitor:
         self._members: set[str] = set()
         self._coordinates: dict[str, Coordinate] = {}
         self._pending: dict[str, float] = {}  # member -> when its probe left
+        self._nearest: list[str] = []  # the sticky nearest set, nearest first
+        self._linked: list[str] = []  # the sticky set our record links to, nearest first
         # Start both rounds at random phases, so nodes started together spread their probes.
         self._next_near = now + rng.random() * self.settings.near_interval_s
         self._next_random = now + rng.random() * self.settings.random_interval_s
@@ -149,7 +164,11 @@ class LatencyMonitor:
         if now >= self._next_near:
             self._next_near = now + self.settings.near_interval_s
             targets += sorted(self.hubs & self._members)
-            targets += [n for n in self._nearest(now) if n not in targets]
+            self._nearest = self._sticky(
+                self._nearest, self._distances(now), self.settings.nearest_k
+            )
+            linked = [n for n in self._linked if n in self._members]
+            targets += [n for n in [*self._nearest, *linked] if n not in targets]
         if now >= self._next_random:
             self._next_random = now + self.settings.random_interval_s
             rest = sorted(self._members - set(targets))
@@ -161,17 +180,32 @@ class LatencyMonitor:
         self.counters["probes_sent"] += len(out)
         return out
 
-    def _nearest(self, now: float) -> list[str]:
-        k = self.settings.nearest_k
-        if k == 0:
-            return []
-        ranked = []
+    def _distances(self, now: float) -> dict[str, float]:
+        out = {}
         for name in self._members:
             estimate = self.estimate(name, now)
             if estimate is not None:
-                ranked.append((estimate.rtt_ms, name))
-        ranked.sort()
-        return [name for _rtt, name in ranked[:k]]
+                out[name] = estimate.rtt_ms
+        return out
+
+    def _sticky(self, current: list[str], distances: dict[str, float], k: int) -> list[str]:
+        """Up to k members nearest by `distances`, keeping those of `current` still known unless
+        a newcomer is nearer than the farthest kept by the switch margin; nearest first."""
+        kept = [n for n in current if n in distances][:k]
+        for name in sorted(distances, key=lambda n: (distances[n], n)):
+            if name in kept:
+                continue
+            if len(kept) < k:
+                kept.append(name)
+                continue
+            farthest = max(kept, key=lambda n: (distances[n], n))
+            far = distances[farthest]
+            margin = max(self.settings.switch_min_ms, self.settings.switch_fraction * far)
+            if distances[name] >= far - margin:
+                break  # candidates only get farther from here
+            kept.remove(farthest)
+            kept.append(name)
+        return sorted(kept, key=lambda n: (distances[n], n))
 
     def on_sample(
         self, name: str, rtt_ms: float, coordinate: wire.WireCoordinate | None, now: float
@@ -233,10 +267,11 @@ class LatencyMonitor:
         return _from_coordinates(b, ca, cb)
 
     def links(self, now: float) -> tuple[tuple[str, float], ...]:
-        """Fresh measured RTTs for our record: nearest first, at most max_links."""
-        fresh = [(s.p50_ms, s.peer) for s in self.rtt.snapshots(now) if s.fresh]
-        fresh.sort()
-        return tuple((peer, round(rtt, 4)) for rtt, peer in fresh[: self.settings.max_links])
+        """Fresh measured RTTs of the linked set for our record: nearest first, at most
+        max_links."""
+        fresh = {s.peer: s.p50_ms for s in self.rtt.snapshots(now) if s.fresh}
+        self._linked = self._sticky(self._linked, fresh, self.settings.max_links)
+        return tuple((peer, round(fresh[peer], 4)) for peer in self._linked)
 
 
 def _from_coordinates(peer: str, a: Coordinate, b: Coordinate) -> Estimate:

@@ -23,10 +23,11 @@ now)`. It says yes when:
 4. the network position moved notably: the coordinate appeared, vanished, or moved by at least
    coordinate_move_ms (Euclidean distance plus height change); a link appeared or vanished, or
    its RTT moved by at least max(link_min_ms, link_fraction x published RTT);
-5. max_interval_s passed since the last publish and anything at all differs (load drifting
-   below every threshold). An unchanged record is never republished: liveness is SWIM's job,
-   and a refresh of every record every few seconds would be most of an idle cluster's traffic
-   (it was: 8.7 kB/s per node at 64 nodes, against Serf's 0.4).
+5. max_interval_s passed since the last publish and the load differs at all (drifting below
+   every threshold). An unchanged record is never republished: liveness is SWIM's job, and a
+   refresh of every record every few seconds would be most of an idle cluster's traffic (it
+   was: 8.7 kB/s per node at 64 nodes, against Serf's 0.4). Network figures below the rule 4
+   thresholds are not drift but noise (probe jitter, Vivaldi wandering): they never republish.
 
 Load changes (3) wait at least min_interval_s after the last publish, so even a caller that asks
 on every request publishes a bounded number of versions per second; network changes (4) wait
@@ -53,11 +54,12 @@ class RepublishPolicy:
     # Gossip spreads one version through a cluster in a few 0.1 s ticks; versions much closer
     # than a quarter second would overtake each other in flight and only cost bandwidth.
     min_interval_s: float = 0.25
-    # Where a node sits in the network changes on the scale of routes, not requests; 5 s keeps a
-    # node's own jittery measurements (a loaded host, Vivaldi still converging) from republishing
-    # its record several times a second, while peers learn a notable move within 5 s (half of
-    # max_interval_s, so the thresholds of rule 4 still mean something).
-    network_min_interval_s: float = 5.0
+    # Where a node sits in the network changes on the scale of routes, not requests, and the
+    # peers it probes get its coordinate fresh in every probe reply; the record only serves
+    # third parties. 30 s (the estimator's freshness horizon) bounds what a node's own jittery
+    # measurements can cost: on a loaded host with 64 daemons, coordinates and links crossed the
+    # rule 4 thresholds every few seconds, and each version is relayed by every node.
+    network_min_interval_s: float = 30.0
     # A tenth of the slots (at least one slot): see rule 3 in the header.
     busy_fraction: float = 0.10
     # A tenth of the slots or of the queue itself (at least one request): see rule 3.
@@ -86,12 +88,12 @@ class RepublishPolicy:
         if self.identity_changed(last, current):
             return True
         elapsed = now - last_time
-        if elapsed >= self.max_interval_s:
-            return current != last
         if elapsed < self.min_interval_s:
             return False
         if self.load_changed(last, current):
             return True
+        if elapsed >= self.max_interval_s and current.backends != last.backends:
+            return True  # load drift (identity differences returned above)
         return elapsed >= self.network_min_interval_s and self.network_changed(last, current)
 
     # The rules, public so the daemon can log why it published ---------------------------------

@@ -160,10 +160,23 @@ class GossipService:
             self._published, record, self._published_at, now
         ):
             return False
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("publishing record: %s", self._why_publish(record, force))
         self.node.update_record(encode_record(record), now)
         self._published, self._published_at = record, now
         self.transport.pump()
         return True
+
+    def _why_publish(self, record: CapacityRecord, force: bool) -> str:
+        last, policy = self._published, self.policy
+        if force or last is None:
+            return "forced" if force else "first"
+        rules = (
+            ("identity", policy.identity_changed),
+            ("load", policy.load_changed),
+            ("network", policy.network_changed),
+        )
+        return ", ".join(name for name, changed in rules if changed(last, record)) or "drift"
 
     async def _probe_loop(self) -> None:
         """Send the latency probes the monitor asks for, when it asks."""
