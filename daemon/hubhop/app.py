@@ -58,6 +58,10 @@ def restart_only_changes(old: NodeConfig, new: NodeConfig) -> list[str]:
         changed.append("kernels.cache_dir")
     if old.gossip != new.gossip:
         changed.append("gossip")
+    if old.latency.tuning != new.latency.tuning:
+        changed.append("latency (its probe tuning)")
+    if old.wan != new.wan:
+        changed.append("wan")
     return changed
 
 
@@ -112,6 +116,7 @@ class Node:
             await self.gossip.start()
             self.state.members = self.gossip.members
             self.state.peers = self.gossip.peers
+            self.state.probe_status = self.gossip.probe_status
             self.state.rtt = self.gossip.rtt_json
         interval = self.notifier.watchdog_interval_s()
         if interval is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from hubhop import __version__
 from hubhop.core.config import ConfigError
-from hubhop.io.config_file import load_config
+from hubhop.io.config_file import check_referenced_files, load_config
 from hubhop.io.loop import LOOP_KINDS
 
 EX_OK = 0
@@ -35,6 +35,7 @@ def cmd_version(ns: argparse.Namespace) -> int:
 def cmd_check_config(ns: argparse.Namespace) -> int:
     try:
         config = load_config(ns.file)
+        check_referenced_files(config)
     except ConfigError as error:
         _print_faults(error)
         return EX_CONFIG
@@ -48,6 +49,7 @@ def cmd_check_config(ns: argparse.Namespace) -> int:
 def cmd_run(ns: argparse.Namespace) -> int:
     try:
         config = load_config(ns.config)
+        check_referenced_files(config)
     except ConfigError as error:
         _print_faults(error)
         return EX_CONFIG
@@ -148,6 +150,14 @@ def cmd_peers(ns: argparse.Namespace) -> int:
             _ms(est.get("conservative_one_way_ms")), est.get("tier", ""), est.get("source", ""),
         ))  # fmt: skip
     _print_table(rows)
+    me = view.get("self") or {}
+    if me:
+        coordinate, wan = me.get("coordinate") or {}, me.get("wan")
+        print(
+            f"{view['node']}: coordinate error {coordinate.get('error', 0.0):.1%} after "
+            f"{coordinate.get('updates', 0)} updates; {me.get('probes_sent', 0)} probes sent; "
+            + (f"emulated WAN on (site {wan['site']})" if wan else "no emulated WAN")
+        )
     print("times in ms; RTT columns are round trips, ONE_WAY is the conservative one-way estimate")
     print("(half the round trip plus a jitter margin) that tiers are judged by")
     return EX_OK

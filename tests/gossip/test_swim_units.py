@@ -28,7 +28,7 @@ def test_datagram_round_trip_and_skips() -> None:
             wire.encode_record_version("a", 9),
             wire.encode_record_want("a", 9),
             wire.encode_probe(12.5),
-            wire.encode_probe_reply(12.5, wire.WireCoordinate((1.0, -2.0), 0.1, 0.5, -0.01)),
+            wire.encode_probe_reply(12.5, wire.WireCoordinate((1.0, -2.0), 0.125, 0.5, -0.015625)),
             wire.encode_probe_reply(12.5, None),
             msgpack.packb(
                 [int(wire.MessageType.PROBE_REPLY), 1.0, [[float("nan")], 0.0, 0.0, 0.0]]
@@ -54,7 +54,7 @@ def test_datagram_round_trip_and_skips() -> None:
         wire.RecordVersion("a", 9),
         wire.RecordWant("a", 9),
         wire.Probe(12.5),
-        wire.ProbeReply(12.5, wire.WireCoordinate((1.0, -2.0), 0.1, 0.5, -0.01)),
+        wire.ProbeReply(12.5, wire.WireCoordinate((1.0, -2.0), 0.125, 0.5, -0.015625)),
         wire.ProbeReply(12.5, None),
     ]
     assert drops == Counter(msg_unknown_type=1, msg_malformed=4)  # a NaN coordinate is malformed
@@ -102,7 +102,7 @@ def test_stream_round_trip() -> None:
 def test_compound_header_sizes() -> None:
     for n in (0, 15, 16, 300):
         body = wire.compound([wire.encode_ack(i) for i in range(n)])
-        assert msgpack.unpackb(body) == [[3, i] for i in range(n)]
+        assert msgpack.unpackb(body) == [[3, i, 0.0] for i in range(n)]
 
 
 def test_broadcast_queue_order_invalidation_and_limit() -> None:
@@ -159,3 +159,16 @@ def test_awareness_scales_and_clamps() -> None:
     assert a.score == 7
     a.apply_delta(-100)
     assert a.score == 0
+
+
+def test_a_probe_reply_keeps_its_stamp_exact_and_its_coordinate_to_float32() -> None:
+    coordinate = wire.WireCoordinate((12.3456789, -0.1), 0.2, 0.3, -0.01)
+    stamp = 123456.789012345  # a monotonic clock hours after boot, to the microsecond
+    body = wire.compound([wire.encode_probe_reply(stamp, coordinate, 0.000123)])
+    [reply] = wire.decode_datagram(body, __import__("collections").Counter())
+    assert isinstance(reply, wire.ProbeReply)
+    assert reply.stamp == stamp
+    assert reply.coordinate is not None
+    for got, sent in zip(reply.coordinate.vec, coordinate.vec, strict=True):
+        assert abs(got - sent) <= 1e-6 * abs(sent)
+    assert abs(reply.held - 0.000123) < 1e-9

@@ -3,6 +3,7 @@ simulator with links of known length, that every node ends up with the right dis
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
@@ -24,17 +25,52 @@ def monitor(members: list[str], hubs: tuple[str, ...] = ()) -> LatencyMonitor:
     return m
 
 
+def one_round(m: LatencyMonitor, start: float) -> list[tuple[float, str]]:
+    """Every probe the monitor sends in the near round starting at `start`, with its time,
+    stepping the clock from one of its deadlines to the next as the daemon's loop does."""
+    sent, now = [], start
+    while now < start + SETTINGS.near_interval_s:
+        sent += [(now, name) for name in m.due(now)]
+        now = m.next_deadline()
+    return sent
+
+
 def test_hubs_and_the_nearest_are_probed_every_near_round_and_one_more_at_random() -> None:
     names = [f"p{i}" for i in range(20)]
-    m = monitor(names, hubs=("p19",))
-    for i, name in enumerate(names[:12]):
-        m.on_sample(name, 1.0 + i, None, 0.0)  # p0 nearest ... p11 farthest measured
-    first = m.due(SETTINGS.near_interval_s)  # both rounds are due by now
-    assert first[0] == "p19"  # hubs first
-    assert first[1 : 1 + SETTINGS.nearest_k] == names[: SETTINGS.nearest_k]
-    assert len(first) == 1 + SETTINGS.nearest_k + 1  # plus one random other member
-    assert first[-1] not in first[:-1]
-    assert m.due(SETTINGS.near_interval_s + 0.01) == []  # all in flight, no round due
+    near_only = ProbeSettings(random_interval_s=1e6)
+    m = LatencyMonitor("me", ("p19",), random.Random(1), 0.0, near_only)
+    for i, name in enumerate(names):
+        m.member_up(name)
+        if i < 12:
+            m.on_sample(name, 1.0 + i, None, 0.0)  # p0 nearest ... p11 farthest measured
+    sent = [n for _, n in one_round(m, SETTINGS.near_interval_s)]
+    assert sent == ["p19", *names[: SETTINGS.nearest_k]]  # hubs first, then nearest first
+
+    random_only = ProbeSettings(near_interval_s=1e6, nearest_k=0)
+    m = LatencyMonitor("me", (), random.Random(1), 0.0, random_only)
+    for name in names:
+        m.member_up(name)
+    picked = []
+    for second in range(1, 6):
+        due = m.due(float(second))
+        assert len(due) == 1  # one random member a second
+        picked += due
+        m.on_sample(due[0], 5.0, None, float(second))
+    assert len(set(picked)) > 1
+
+
+def test_a_rounds_probes_are_spread_over_the_round_not_sent_in_a_burst() -> None:
+    names = [f"p{i}" for i in range(10)]
+    m = LatencyMonitor("me", (), random.Random(1), 0.0, ProbeSettings(random_interval_s=1e6))
+    for i, name in enumerate(names):
+        m.member_up(name)
+        m.on_sample(name, 1.0 + i, None, 0.0)
+    start = m.next_deadline()
+    times = [t for t, _ in one_round(m, start)]
+    assert len(times) == SETTINGS.nearest_k
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    spacing = SETTINGS.near_interval_s / SETTINGS.nearest_k
+    assert all(math.isclose(gap, spacing) for gap in gaps)
 
 
 def test_an_unanswered_probe_is_a_loss_and_the_member_is_probed_again() -> None:
@@ -103,14 +139,21 @@ def test_noise_does_not_reshuffle_the_links_a_clearly_nearer_member_does() -> No
 
 
 def test_linked_members_are_probed_every_near_round() -> None:
-    m = LatencyMonitor("me", (), random.Random(1), 0.0, ProbeSettings(nearest_k=2))
+    no_random = ProbeSettings(nearest_k=2, random_interval_s=1e6)
+    m = LatencyMonitor("me", (), random.Random(1), 0.0, no_random)
     for i in range(12):
         m.member_up(f"p{i}")
     for i in range(12):
         m.on_sample(f"p{i}", 1.0 + i, None, 0.0)
     m.links(0.5)  # p0..p7 linked
-    targets = m.due(SETTINGS.near_interval_s)
+    targets, now = [], SETTINGS.near_interval_s
+    while now < 2 * SETTINGS.near_interval_s:
+        for name in m.due(now):
+            targets.append(name)
+            m.on_sample(name, 1.0 + int(name[1:]), None, now)  # answered at once
+        now = m.next_deadline()
     assert set(targets) >= {f"p{i}" for i in range(8)}
+    assert len(targets) == len(set(targets))  # nearest and linked overlap: each probed once
 
 
 def place(n: int, seed: int) -> dict[str, tuple[float, float]]:

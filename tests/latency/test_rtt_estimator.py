@@ -194,9 +194,18 @@ def test_a_lone_spike_moves_the_best_estimate_not_at_all() -> None:
 
 def test_a_longer_route_stops_passing_the_tier_within_a_few_probes() -> None:
     before = [1.6] * 60  # 0.8 ms one-way: city
-    snap = fed([*before, 3.0, 3.0, 3.0])
-    assert tier_of(snap.one_way_ms) == "city"  # the median has not moved yet
-    assert tier_of(snap.conservative_one_way_ms) == "province"
+    snap = fed([*before, 3.0, 3.0, 3.0, 3.0])
+    assert tier_of(snap.one_way_ms) == "city"  # the window's median has not moved yet
+    assert tier_of(snap.conservative_one_way_ms) == "province"  # the recent median has
+
+
+def test_a_few_probes_delayed_by_a_busy_host_do_not_push_a_steady_link_out_of_its_tier() -> None:
+    samples = [0.9] * 60
+    for i in (7, 19, 33, 41, 58):  # five probes held up for milliseconds by a busy host
+        samples[i] = 6.0
+    snap = fed(samples)
+    assert snap.rttvar_ms > 0.5  # TCP's mean deviation jumps on each of them ...
+    assert tier_of(snap.conservative_one_way_ms) == "city"  # ... the robust spread does not
 
 
 @given(st.lists(st.floats(min_value=0.0, max_value=1e4), min_size=1, max_size=200))

@@ -121,6 +121,39 @@ class GossipConfig:
     tuning: tuple[tuple[str, float], ...] = ()
 
 
+# Latency probing a config may override (hubhop.core.latency_monitor.ProbeSettings holds the
+# defaults and their reasons), with the bounds it may set them within. Below 0.05 s a probe
+# round would cost more than the gossip it rides beside; above an hour nothing is measured.
+LATENCY_INTERVALS: dict[str, tuple[float, float]] = {
+    "near_interval_s": (0.05, 3600.0),
+    "random_interval_s": (0.05, 3600.0),
+    "timeout_s": (0.01, 60.0),
+}
+# Counts: the nearest set and the links a record carries (capacity.MAX_LINKS is the ceiling).
+LATENCY_COUNTS: dict[str, tuple[int, int]] = {"nearest_k": (0, 64), "max_links": (0, 64)}
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    # Nodes probed every near round whatever their distance: the national hubs a province
+    # spills batch work to. Names of members; a hub not (yet) in the cluster is simply not
+    # probed until it joins.
+    hubs: tuple[str, ...] = ()
+    tuning: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class WanConfig:
+    """The emulated WAN (a lab and benchmark feature, off unless the section is present)."""
+
+    # The topology file (format in topologies/README.md); an absolute path.
+    topology: str
+    # The site this node is; empty: the site whose host is this node's gossip bind address.
+    site: str = ""
+    # Seed of the jitter and loss draws, for a repeatable run; None: fresh randomness.
+    seed: int | None = None
+
+
 @dataclass(frozen=True)
 class KernelSettings:
     # Where numba keeps compiled kernels between starts. Empty: numba's own choice (beside the
@@ -166,6 +199,9 @@ class NodeConfig:
     kernels: KernelSettings = field(default_factory=KernelSettings)
     # None: this node does not gossip (a single node serving its own backends).
     gossip: GossipConfig | None = None
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    # None: no emulated WAN (the default: a real network brings its own latency).
+    wan: WanConfig | None = None
     backends: tuple[BackendConfig, ...] = ()
 
     def backends_for(self, protocol: str, model: str) -> tuple[BackendConfig, ...]:
@@ -243,6 +279,11 @@ def _build(root: _Table) -> NodeConfig | None:
     kernels_t.finish()
 
     gossip = _gossip(root) if root.has("gossip") else None
+    latency = _latency(root) if root.has("latency") else LatencyConfig()
+    wan = _wan(root) if root.has("wan") else None
+    for section in ("latency", "wan"):
+        if root.has(section) and gossip is None:
+            root.fault(section, "needs a [gossip] section: it works over the gossip socket")
 
     backends = tuple(_backend(t) for t in root.table_array("backends"))
     names = [b.name for b in backends]
@@ -256,6 +297,8 @@ def _build(root: _Table) -> NodeConfig | None:
         log=log,
         kernels=kernels,
         gossip=gossip,
+        latency=latency,
+        wan=wan,
         backends=backends,
     )
 
@@ -287,6 +330,34 @@ def _gossip(root: _Table) -> GossipConfig:
             tuning.append((name, value))
     t.finish()
     return GossipConfig(bind, seeds, keys, keyring_file, tuple(tuning))
+
+
+def _latency(root: _Table) -> LatencyConfig:
+    t = root.table("latency")
+    hubs = t.string_list("hubs", pattern=NAME_PATTERN, required=False)
+    tuning: list[tuple[str, float]] = []
+    for name, (lo, hi) in LATENCY_INTERVALS.items():
+        value = t.number(name, math.nan, lo=lo, hi=hi)
+        if not math.isnan(value):
+            tuning.append((name, value))
+    for name, (ilo, ihi) in LATENCY_COUNTS.items():
+        if t.has(name):
+            tuning.append((name, t.integer(name, 0, lo=ilo, hi=ihi)))
+    t.finish()
+    return LatencyConfig(tuple(hubs), tuple(tuning))
+
+
+def _wan(root: _Table) -> WanConfig:
+    t = root.table("wan")
+    topology = t.string("topology", required=True)
+    if topology and not topology.startswith("/"):
+        t.fault("topology", f"{topology!r} must be an absolute path")
+    site = t.string("site", pattern=NAME_PATTERN)
+    seed: int | None = None
+    if t.has("seed"):
+        seed = t.integer("seed", 0, lo=0, hi=2**63 - 1)
+    t.finish()
+    return WanConfig(topology, site, seed)
 
 
 def _backend(t: _Table) -> BackendConfig:

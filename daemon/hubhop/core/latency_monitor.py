@@ -9,6 +9,9 @@ Rules:
 - The nearest set and the linked set are sticky: a member displaces one already in the set only
   when it is nearer by the switch margin. Measurement noise must not reshuffle them: every
   change of the links is a new record version that every node relays.
+- A round's probes are spread evenly over the round, never sent in a burst: replies that
+  arrive together queue in the receiving process one behind the other, and that wait would be
+  read as latency (measured: a burst of 10 on a busy host read 0.4 ms links as 2.5 ms).
 - A probe unanswered after `timeout_s` is a loss sample, never an error.
 - Samples. Every RTT sample (a probe's reply, a direct SWIM ack) feeds the member's estimator
   (rtt_estimator.py). A reply that carries the member's coordinate also feeds our Vivaldi
@@ -40,9 +43,11 @@ from hubhop.core.vivaldi import Coordinate, VivaldiClient, VivaldiSettings, coor
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    # The near set (hubs, nearest peers) is what requests are routed to: every 2 s gives the
-    # estimator 30 samples a minute, plenty for a stable median, at ~100 bytes a probe.
-    near_interval_s: float = 2.0
+    # The near set (hubs, nearest peers) is what requests are routed to: every 3 s gives the
+    # estimator 20 samples a minute, plenty for a stable median, and keeps probe traffic under
+    # 2 KB/s per node (measured by bench/latency: a probe and its reply are ~220 bytes on the
+    # wire; at 2 s the busiest of 34 nodes sent ~2.8 KB/s).
+    near_interval_s: float = 3.0
     # Nearest peers probed often: a city's few data centers and the province's closest, the
     # candidates of the tight tiers.
     nearest_k: int = 8
@@ -87,6 +92,11 @@ class Estimate:
     uncertainty: float  # relative: rttvar / rtt when measured, Vivaldi's error for coordinates
 
 
+# One-way ms added to a coordinate estimate's conservative figure: above the largest shortfall
+# the 1,000-node simulation showed (0.31 ms) for pairs near the city tier's bound.
+COORDINATE_MARGIN_MS = 0.35
+
+
 def to_coordinate(w: wire.WireCoordinate) -> Coordinate:
     return Coordinate(tuple(w.vec), w.height, w.error, w.adjustment)
 
@@ -118,6 +128,7 @@ class LatencyMonitor:
         self._pending: dict[str, float] = {}  # member -> when its probe left
         self._nearest: list[str] = []  # the sticky nearest set, nearest first
         self._linked: list[str] = []  # the sticky set our record links to, nearest first
+        self._paced: list[tuple[float, str]] = []  # this near round's probes: (when, member)
         # Start both rounds at random phases, so nodes started together spread their probes.
         self._next_near = now + rng.random() * self.settings.near_interval_s
         self._next_random = now + rng.random() * self.settings.random_interval_s
@@ -136,6 +147,10 @@ class LatencyMonitor:
         self.rtt.forget(name)
         self.vivaldi.forget(name)
 
+    def set_hubs(self, hubs: Iterable[str]) -> None:
+        """Probe these members every near round from now on (a reloaded config)."""
+        self.hubs = frozenset(hubs) - {self.name}
+
     def set_coordinate(self, name: str, coordinate: Coordinate) -> None:
         """A member's coordinate as its record says; ignored (and counted) when invalid."""
         if name == self.name:
@@ -149,6 +164,8 @@ class LatencyMonitor:
 
     def next_deadline(self) -> float:
         deadlines = [self._next_near, self._next_random]
+        if self._paced:
+            deadlines.append(self._paced[0][0])
         if self._pending:
             deadlines.append(min(self._pending.values()) + self.settings.timeout_s)
         return min(deadlines)
@@ -156,29 +173,41 @@ class LatencyMonitor:
     def due(self, now: float) -> list[str]:
         """Members to probe now (each then counts as in flight until its reply or timeout)."""
         for name, sent in list(self._pending.items()):
-            if now - sent >= self.settings.timeout_s:
+            if now >= sent + self.settings.timeout_s:  # the same sum next_deadline() gives
                 del self._pending[name]
                 self.rtt.add_loss(name, now)
                 self.counters["probes_lost"] += 1
-        targets: list[str] = []
         if now >= self._next_near:
             self._next_near = now + self.settings.near_interval_s
-            targets += sorted(self.hubs & self._members)
-            self._nearest = self._sticky(
-                self._nearest, self._distances(now), self.settings.nearest_k
-            )
-            linked = [n for n in self._linked if n in self._members]
-            targets += [n for n in [*self._nearest, *linked] if n not in targets]
+            self._plan_near_round(now)
+        targets: list[str] = []
+        while self._paced and self._paced[0][0] <= now:
+            name = self._paced.pop(0)[1]
+            if name in self._members and name not in targets:
+                targets.append(name)
         if now >= self._next_random:
             self._next_random = now + self.settings.random_interval_s
-            rest = sorted(self._members - set(targets))
-            if rest:
-                targets.append(self._rng.choice(rest))
+            near = {name for _, name in self._paced}
+            rest = sorted(self._members - near - set(targets))
+            # Members with too few samples for a spread come first, so a new member (or a
+            # new node's whole cluster) is measured well within minutes, not one at random.
+            few = [n for n in rest if self.rtt.sample_count(n) < self.rtt.settings.recent]
+            if few or rest:
+                targets.append(self._rng.choice(few or rest))
         out = [n for n in targets if n not in self._pending]
         for name in out:
             self._pending[name] = now
         self.counters["probes_sent"] += len(out)
         return out
+
+    def _plan_near_round(self, now: float) -> None:
+        """This round's near targets (hubs, the nearest, the linked), evenly spaced over it."""
+        hubs = sorted(self.hubs & self._members)
+        self._nearest = self._sticky(self._nearest, self._distances(now), self.settings.nearest_k)
+        linked = [n for n in self._linked if n in self._members]
+        targets = list(dict.fromkeys([*hubs, *self._nearest, *linked]))  # each member once
+        spacing = self.settings.near_interval_s / max(1, len(targets))
+        self._paced = [(now + i * spacing, name) for i, name in enumerate(targets)]
 
     def _distances(self, now: float) -> dict[str, float]:
         out = {}
@@ -238,19 +267,29 @@ class LatencyMonitor:
         if peer == self.name:
             return Estimate(peer, 0.0, 0.0, 0.0, tier_of(0.0), "measured", 0, 0.0)
         snap = self.rtt.snapshot(peer, now)
+        theirs = self._coordinates.get(peer)
         if snap is not None and snap.fresh:
             rtt = snap.p50_ms
+            conservative = snap.conservative_one_way_ms
+            if snap.samples < self.rtt.settings.recent and theirs is not None:
+                # A few samples say little about the spread yet (their margin is TCP's
+                # cautious rttvar, up to half the RTT). The coordinates, fitted from many
+                # nodes' samples, bound the distance with their own error: take the tighter
+                # bound, never below what was measured.
+                bound = _from_coordinates(peer, self.vivaldi.coordinate, theirs)
+                conservative = max(
+                    snap.one_way_ms, min(conservative, bound.conservative_one_way_ms)
+                )
             return Estimate(
                 peer,
                 rtt,
                 snap.one_way_ms,
-                snap.conservative_one_way_ms,
-                tier_of(snap.conservative_one_way_ms),
+                conservative,
+                tier_of(conservative),
                 "measured",
                 snap.samples,
                 snap.rttvar_ms / rtt if rtt > 0 else 0.0,
             )
-        theirs = self._coordinates.get(peer)
         if theirs is None:
             return None
         return _from_coordinates(peer, self.vivaldi.coordinate, theirs)
@@ -278,7 +317,11 @@ def _from_coordinates(peer: str, a: Coordinate, b: Coordinate) -> Estimate:
     rtt = a.distance_ms(b)
     # Vivaldi's error is a relative error estimate of each side; the pair's is about their mean.
     uncertainty = (a.error + b.error) / 2.0
-    conservative = rtt * (1.0 + uncertainty) / 2.0
+    # That error is a typical one: single pairs stray further (at 1,000 simulated nodes the
+    # p90 pair was 4x the median), most at short distances, where a few tenths of a ms is a
+    # large share. So the bound is twice the relative error plus COORDINATE_MARGIN_MS: with
+    # less, neighbouring cities (1.0-1.2 ms apart) were put in the 1 ms city tier.
+    conservative = rtt * (1.0 + 2.0 * uncertainty) / 2.0 + COORDINATE_MARGIN_MS
     return Estimate(
         peer,
         rtt,

@@ -19,11 +19,16 @@ Rules:
   a retransmitted frame) that would drag srtt up for several samples, and a router that uses the
   best estimate to rank candidates should not reshuffle them on one outlier. The CONSERVATIVE
   one-way estimate, which a router compares with a tier bound, is
-      max(p50, srtt) / 2 + margin_k * rttvar / 2
-  srtt reacts to a route that got longer within a few samples where the median needs half a
-  window, and the rttvar margin keeps a jittery link from passing a tight tier on its good
-  samples. It is never below the best estimate. Right after the first sample rttvar is R/2, so
-  a peer measured once is treated as up to twice as far as that one sample says.
+      (max(p50, recent p50) + margin_k * spread) / 2
+  where the recent p50 is the median of the last `recent` samples (a route that got longer shows
+  within a few samples, where the window's median needs half a window) and the spread is the
+  window's robust standard deviation, 1.4826 x the median absolute deviation from p50. Both are
+  robust: a link that is jittery all the time gets a wide margin, but a few probes delayed by a
+  busy host (TCP's srtt and rttvar jump on each: measured here, rttvar above 2 ms on 0.4 ms
+  links) do not push a steady link out of its tier. Until `recent` samples have arrived there
+  is no spread to speak of, and the margin is rttvar (half the first sample, at first), so a
+  peer measured once is treated as up to twice as far as that one sample says.
+- srtt and rttvar (RFC 6298) are still kept and shown: they are what TCP would see.
 
 Pure: `now` (monotonic seconds) is an argument, nothing reads a clock.
 """
@@ -52,11 +57,14 @@ class EstimatorSettings:
     # Probe outcomes kept for the loss rate: 64 gives a resolution of about 1.6 %, fine enough to
     # tell a clean link (0) from a lossy one (a few %), over the same minute as the window.
     loss_window: int = 64
-    # rttvar is a mean deviation, about 0.8 standard deviations for normal jitter, so 2 rttvar is
-    # about 1.6 standard deviations: roughly 95 % of samples fall below the conservative figure.
-    # RFC 6298 uses 4 for its retransmission timer, where a spurious timeout is costly; for a tier
-    # check 4 would demote steady links for jitter they rarely show.
+    # The margin in robust standard deviations: 2 puts about 97.7 % of normal jitter below the
+    # conservative figure. RFC 6298 uses 4 mean deviations for its retransmission timer, where a
+    # spurious timeout is costly; for a tier check that would demote steady links for jitter
+    # they rarely show.
     margin_k: float = 2.0
+    # Samples behind the recent median: 8 is a route change's worth (at a probe every 2 s, the
+    # last 16 s), and a median of 8 ignores up to 3 delayed probes.
+    recent: int = 8
     # Three times the slowest probe interval we plan (a peer in the rotating random sample is
     # probed about every 10 s): one or two lost probes do not make a peer stale, and a peer we
     # stopped probing falls back to coordinates within half a minute.
@@ -68,7 +76,7 @@ class EstimatorSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and 0.0 < value <= 1.0):
                 faults.append(f"{name} must be in (0, 1], got {value!r}")
-        for name in ("window", "loss_window"):
+        for name in ("window", "loss_window", "recent"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 faults.append(f"{name} must be an integer of at least 1, got {value!r}")
@@ -95,6 +103,8 @@ class RttSnapshot:
     last_sample_age_s: float
     fresh: bool
     margin_k: float  # the settings' margin, carried so the conservative estimate is self-contained
+    recent_p50_ms: float  # median of the last `recent` samples
+    spread_ms: float  # robust standard deviation of the window; rttvar until `recent` samples
 
     @property
     def one_way_ms(self) -> float:
@@ -104,8 +114,12 @@ class RttSnapshot:
     @property
     def conservative_one_way_ms(self) -> float:
         """One-way estimate to compare with a tier bound: the best one plus a variance margin."""
-        center = max(self.p50_ms, self.srtt_ms)
-        return center / 2.0 + self.margin_k * self.rttvar_ms / 2.0
+        center = max(self.p50_ms, self.recent_p50_ms)
+        return (center + self.margin_k * self.spread_ms) / 2.0
+
+
+# The median absolute deviation times this estimates the standard deviation of normal jitter.
+MAD_TO_SIGMA = 1.4826
 
 
 def _usable_rtt(rtt_ms: float) -> bool:
@@ -133,6 +147,10 @@ class PeerRtt:
         self._rttvar = 0.0
         self._last_sample_at: float | None = None
         self._last_heard_at: float | None = None  # last sample or loss: for the table's eviction
+
+    @property
+    def samples(self) -> int:
+        return self._samples
 
     @property
     def last_sample_at(self) -> float | None:
@@ -177,18 +195,27 @@ class PeerRtt:
         # negative age if it did.
         age = max(0.0, now - self._last_sample_at)
         lost = sum(self._outcomes)
+        p50 = _percentile(ordered, 0.50)
+        recent_n = self._settings.recent
+        recent = sorted(list(self._window)[-recent_n:])
+        if len(ordered) >= recent_n:
+            spread = MAD_TO_SIGMA * _percentile(sorted(abs(x - p50) for x in ordered), 0.50)
+        else:
+            spread = self._rttvar
         return RttSnapshot(
             peer=self.peer,
             samples=self._samples,
             min_ms=ordered[0],
             srtt_ms=self._srtt,
             rttvar_ms=self._rttvar,
-            p50_ms=_percentile(ordered, 0.50),
+            p50_ms=p50,
             p99_ms=_percentile(ordered, 0.99),
             loss_rate=lost / len(self._outcomes),
             last_sample_age_s=age,
             fresh=age <= self._settings.stale_after_s,
             margin_k=self._settings.margin_k,
+            recent_p50_ms=_percentile(recent, 0.50),
+            spread_ms=spread,
         )
 
 
@@ -233,6 +260,11 @@ class RttTable:
         if not math.isfinite(now):
             return
         self._entry(peer).add_loss(now)
+
+    def sample_count(self, peer: str) -> int:
+        """RTT samples received from `peer` (0 when unknown): cheap, no snapshot."""
+        entry = self._peers.get(peer)
+        return 0 if entry is None else entry.samples
 
     def snapshot(self, peer: str, now: float) -> RttSnapshot | None:
         """`peer`'s estimate, None when unknown or never answered."""

@@ -117,6 +117,9 @@ _AFTER_JOIN_PUSH_PULL_S = (1.0, 3.0)
 # A probe reply echoing a clock reading older than this (or from the future) is refused: a real
 # round trip across a country takes tens of ms, and a reply that late is a loss anyway.
 _MAX_PROBE_AGE_S = 10.0
+# Probe departures remembered: a node sends ~10 probes a second, each answered or lost within
+# seconds; 256 is far more than are ever in flight, and a lost probe's entry ages out this way.
+MAX_DEPARTURES = 256
 # Push-pull stays this far below MAX_STREAM_BYTES (states are estimated, not measured).
 _STREAM_BUDGET_BYTES = MAX_STREAM_BYTES * 3 // 4
 _STATE_ESTIMATE_BYTES = 200  # generous: name 128 + host + framing
@@ -189,6 +192,13 @@ class GossipNode:
         self._left = False
         # Our network coordinate, set by whoever runs Vivaldi; sent in every probe reply.
         self.coordinate: wire.WireCoordinate | None = None
+        # How long this host takes from reading a datagram to handing the answer to the socket
+        # (set by the transport, which measures it): a probe reply counts it as held, so the
+        # prober does not read our processing as network latency.
+        self.reply_lag_s = 0.0
+        # Our probes' stamps -> when their datagram actually left (the transport says): a cold
+        # CPU takes a few hundred microseconds between stamping and sending.
+        self._departures: dict[float, float] = {}
         self._joining: set[Address] = set()  # seeds whose join reply we wait for
         # Record versions start at the channel epoch, which grows across restarts: a restarted
         # node's first record is newer than anything its previous life published.
@@ -257,9 +267,24 @@ class GossipNode:
         member = self._members.get(name)
         if member is None or member is self._me or member.dead_or_left:
             return False
-        self._send(member.addr, [wire.encode_probe(now)])
+        self.counters["latency_probe_bytes"] += self._send(member.addr, [wire.encode_probe(now)])
         self.counters["latency_probes"] += 1
         return True
+
+    def datagrams_left(self, made_at: float, at: float) -> None:
+        """What we made at `made_at` (the `now` of a timer or send call) left the host at
+        `at`, by the transport's clock: a SWIM ping made then counts its round trip from `at`."""
+        probe = self._probe
+        if probe is not None and probe.sent_at == made_at and at >= made_at:
+            probe.sent_at = at
+
+    def probe_departed(self, stamp: float, at: float) -> None:
+        """The probe stamped `stamp` left at `at` (by the transport's clock, after `stamp`);
+        its reply's round trip counts from then. Bounded: the oldest is forgotten first."""
+        if at >= stamp:
+            self._departures[stamp] = at
+            while len(self._departures) > MAX_DEPARTURES:
+                del self._departures[next(iter(self._departures))]
 
     def update_record(self, payload: bytes, now: float) -> int:
         """Publish our own record at the next version; returns that version."""
@@ -268,7 +293,12 @@ class GossipNode:
         self._publish_record()
         return self._record_version
 
-    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+    def receive_datagram(
+        self, data: bytes, addr: tuple[str, int], now: float, arrived: float | None = None
+    ) -> None:
+        """One datagram from `addr`. `arrived`: when it reached this host (the kernel's receive
+        stamp, on the clock of `now`), if the transport knows; latency samples count from it,
+        so time spent waiting for this process to wake is not read as network latency."""
         try:
             sender, body = self.channel.open(data)
         except Dropped as drop:
@@ -278,8 +308,10 @@ class GossipNode:
         self.counters["datagrams_in"] += 1
         source: Address = (addr[0], addr[1])
         try:
+            # A stamp more than a second off is a clock step, not a wait: fall back to now.
+            arrival = now if arrived is None or abs(now - arrived) > 1.0 else arrived
             for message in wire.decode_datagram(body, self.counters):
-                self._dispatch(message, sender, source, now)
+                self._dispatch(message, sender, source, now, arrival)
         except Exception:  # a bug must not take the node down: count it, tests assert zero
             self.counters["internal_error"] += 1
 
@@ -574,15 +606,22 @@ class GossipNode:
 
     # ---- sending -------------------------------------------------------------------------------
 
-    def _send(self, addr: Address, messages: list[bytes]) -> None:
+    def _send(self, addr: Address, messages: list[bytes]) -> int:
+        """Queue one datagram of `messages`, with gossip piggybacked in the room left.
+
+        Returns the bytes the datagram costs beyond the piggybacked gossip (which would have
+        gone out anyway): its own messages, framing and the channel's seal."""
         room = self._body_budget - sum(len(m) for m in messages)
+        piggyback: list[bytes] = []
         if self._queue:
             limit = retransmit_limit(self.settings.retransmit_mult, len(self._members))
-            messages = messages + self._queue.take(room, limit)
-        if not messages:
-            return
-        self._outbox.append((self.channel.seal(wire.compound(messages)), addr))
+            piggyback = self._queue.take(room, limit)
+        if not messages and not piggyback:
+            return 0
+        datagram = self.channel.seal(wire.compound(messages + piggyback))
+        self._outbox.append((datagram, addr))
         self.counters["datagrams_out"] += 1
+        return len(datagram) - sum(len(m) for m in piggyback)
 
     def _seal_stream(self, body: bytes) -> bytes | None:
         try:
@@ -629,15 +668,22 @@ class GossipNode:
     # ---- receiving -----------------------------------------------------------------------------
 
     def _dispatch(
-        self, message: wire.DatagramMessage, sender: str, src: Address, now: float
+        self,
+        message: wire.DatagramMessage,
+        sender: str,
+        src: Address,
+        now: float,
+        arrived: float,
     ) -> None:
         if isinstance(message, wire.Ping):
             if message.target != self.name:
                 self.counters["ping_wrong_target"] += 1
                 return
-            self._send(src, [wire.encode_ack(message.seq)])
+            self._send(
+                src, [wire.encode_ack(message.seq, max(0.0, now - arrived) + self.reply_lag_s)]
+            )
         elif isinstance(message, wire.Ack):
-            self._on_ack(message.seq, now)
+            self._on_ack(message.seq, arrived, message.held)
         elif isinstance(message, wire.Nack):
             probe = self._probe
             if probe is not None and probe.seq == message.seq:
@@ -659,24 +705,29 @@ class GossipNode:
         elif isinstance(message, wire.RecordWant):
             self._on_record_want(message, src)
         elif isinstance(message, wire.Probe):
-            self._send(src, [wire.encode_probe_reply(message.stamp, self.coordinate)])
+            held = max(0.0, now - arrived) + self.reply_lag_s
+            reply = wire.encode_probe_reply(message.stamp, self.coordinate, held)
+            self.counters["latency_probe_bytes"] += self._send(src, [reply])
             self.counters["probes_answered"] += 1
         elif isinstance(message, wire.ProbeReply):
-            age = now - message.stamp
-            if not 0.0 <= age <= _MAX_PROBE_AGE_S:
+            age = arrived - self._departures.pop(message.stamp, message.stamp)
+            if not 0.0 <= age <= _MAX_PROBE_AGE_S or not 0.0 <= message.held <= age:
                 self.counters["probe_replies_refused"] += 1
                 return
-            self._emit(RttSample(sender, age * 1000.0, message.coordinate))
+            rtt_s = age - message.held
+            self._emit(RttSample(sender, rtt_s * 1000.0, message.coordinate))
 
-    def _on_ack(self, seq: int, now: float) -> None:
+    def _on_ack(self, seq: int, arrived: float, held: float) -> None:
         probe = self._probe
         if probe is not None and probe.seq == seq:
             if not probe.acked:
                 probe.acked = True
                 self._awareness.apply_delta(-1)
                 self.counters["acks"] += 1
-                if not probe.indirect_sent:  # only the target itself can have answered
-                    self._emit(RttSample(probe.target, (now - probe.sent_at) * 1000.0, None))
+                rtt_s = arrived - probe.sent_at - held
+                # Only the target itself can have answered a direct ping: a latency sample.
+                if not probe.indirect_sent and held >= 0.0 and rtt_s >= 0.0:
+                    self._emit(RttSample(probe.target, rtt_s * 1000.0, None))
             return
         relay = self._relays.pop(seq, None)
         if relay is not None:

@@ -52,7 +52,7 @@ class MessageType(IntEnum):
     RECORD_VERSION = 13  # "I hold NAME's record at VERSION": the cheap announcement of a record
     RECORD_WANT = 14  # "send me NAME's record, at VERSION or newer": the pull that repairs
     PROBE = 15  # a latency probe: the sender's clock reading, echoed back
-    PROBE_REPLY = 16  # the echo, with the replier's network coordinate (or nil)
+    PROBE_REPLY = 16  # the echo, the replier's coordinate (or nil) and how long it held the probe
 
 
 class MessageError(ValueError):
@@ -76,6 +76,9 @@ class IndirectPing:
 @dataclass(frozen=True, slots=True)
 class Ack:
     seq: int
+    # Seconds the acker held the ping (read to answer); the pinger takes it off the round trip
+    # it measures, as with ProbeReply.held. 0 on a relayed ack (not a latency sample).
+    held: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,10 @@ class WireCoordinate:
 class ProbeReply:
     stamp: float
     coordinate: WireCoordinate | None
+    # Seconds between the probe reaching the replier's host and the reply being made: the
+    # replier's wake-up and processing, which the prober takes off the round trip (as TWAMP's
+    # reflector does), so a probe measures the network, not the peer's scheduler.
+    held: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +201,8 @@ DatagramMessage = (
 StreamMessage = PushPullRequest | PushPullReply | PushPullRecords
 
 _PACKER = msgpack.Packer(use_bin_type=True)
+# For figures that do not need float64 (see encode_probe_reply).
+_SINGLE_PACKER = msgpack.Packer(use_bin_type=True, use_single_float=True)
 
 
 def _packb(obj: object) -> bytes:
@@ -216,8 +225,8 @@ def encode_indirect_ping(seq: int, target: str, target_addr: Address, nack: bool
     return _packb([MessageType.INDIRECT_PING, seq, target, _addr(target_addr), nack])
 
 
-def encode_ack(seq: int) -> bytes:
-    return _packb([MessageType.ACK, seq])
+def encode_ack(seq: int, held: float = 0.0) -> bytes:
+    return _packb([MessageType.ACK, seq, float(held)])
 
 
 def encode_nack(seq: int) -> bytes:
@@ -256,7 +265,11 @@ def encode_probe(stamp: float) -> bytes:
     return _packb([MessageType.PROBE, float(stamp)])
 
 
-def encode_probe_reply(stamp: float, coordinate: WireCoordinate | None) -> bytes:
+def encode_probe_reply(stamp: float, coordinate: WireCoordinate | None, held: float = 0.0) -> bytes:
+    """The echo: the stamp exactly (a float64: the prober subtracts it from its clock), the
+    coordinate and the hold time as float32. Every node answers several probes a second, and
+    float32 halves the coordinate's bytes; its 24-bit mantissa keeps a 100 ms coordinate to
+    0.01 us and a hold time to well under a microsecond."""
     coord = (
         None
         if coordinate is None
@@ -267,7 +280,16 @@ def encode_probe_reply(stamp: float, coordinate: WireCoordinate | None) -> bytes
             float(coordinate.adjustment),
         ]
     )
-    return _packb([MessageType.PROBE_REPLY, float(stamp), coord])
+    # A 4-element array: its fixarray header, then the elements packed one by one.
+    return b"".join(
+        (
+            b"\x94",
+            _packb(MessageType.PROBE_REPLY),
+            _packb(float(stamp)),
+            _SINGLE_PACKER.pack(coord),
+            _SINGLE_PACKER.pack(float(held)),
+        )
+    )
 
 
 def compound(messages: list[bytes]) -> bytes:
@@ -378,8 +400,8 @@ def _decode_one(message: list[Any], kind: int) -> DatagramMessage:
         seq, target, addr, nack = _fields(message, 4)
         return IndirectPing(_int(seq), _name(target), _address(addr), _bool(nack))
     if kind == MessageType.ACK:
-        (seq,) = _fields(message, 1)
-        return Ack(_int(seq))
+        seq, held = _fields(message, 2)
+        return Ack(_int(seq), _float(held))
     if kind == MessageType.NACK:
         (seq,) = _fields(message, 1)
         return Nack(_int(seq))
@@ -408,8 +430,8 @@ def _decode_one(message: list[Any], kind: int) -> DatagramMessage:
         (stamp,) = _fields(message, 1)
         return Probe(_float(stamp))
     if kind == MessageType.PROBE_REPLY:
-        stamp, coordinate = _fields(message, 2)
-        return ProbeReply(_float(stamp), _coordinate(coordinate))
+        stamp, coordinate, held = _fields(message, 3)
+        return ProbeReply(_float(stamp), _coordinate(coordinate), _float(held))
     raise MessageError("not a datagram message")
 
 

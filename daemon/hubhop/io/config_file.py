@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hubhop.core.config import ConfigError, NodeConfig, parse_config
+from hubhop.core.config import ConfigError, GossipConfig, NodeConfig, parse_config
+from hubhop.core.keyring import Keyring
 
 
 def load_config(path: str | Path) -> NodeConfig:
@@ -19,3 +20,37 @@ def load_config(path: str | Path) -> NodeConfig:
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{source}: not UTF-8 text (byte {exc.start})"]) from None
     return parse_config(text, source)
+
+
+def check_referenced_files(config: NodeConfig) -> None:
+    """Read the files the config names (the gossip keyring, the emulated WAN's topology) and
+    raise ConfigError with every fault, so a node never starts on a file it cannot use."""
+    from hubhop.io.emulated_wan import wan_model
+
+    faults: list[str] = []
+    if config.gossip is not None:
+        try:
+            load_keyring(config.gossip)
+        except ConfigError as error:
+            faults.extend(error.faults)
+    try:
+        wan_model(config)
+    except ConfigError as error:
+        faults.extend(error.faults)
+    if faults:
+        raise ConfigError(faults)
+
+
+def load_keyring(gossip: GossipConfig) -> Keyring:
+    """The keyring the config names; ConfigError with the file and fault when it is unusable."""
+    if gossip.keys:
+        return Keyring.from_base64(list(gossip.keys))
+    path = Path(gossip.keyring_file)
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read keyring: {exc.strerror or exc}"]) from None
+    try:
+        return Keyring.from_base64([line for line in lines if line and not line.startswith("#")])
+    except ValueError as exc:
+        raise ConfigError([f"{path}: bad keyring: {exc}"]) from None

@@ -25,18 +25,18 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from hubhop.core import swim
 from hubhop.core.capacity import CapacityRecord, encode_record, record_from_config
 from hubhop.core.capacity_table import CapacityTable, RecordRemoved, RecordUpdated
-from hubhop.core.config import ConfigError, GossipConfig, NodeConfig
-from hubhop.core.keyring import Keyring
-from hubhop.core.latency_monitor import Estimate, LatencyMonitor, to_wire
+from hubhop.core.config import GossipConfig, LatencyConfig, NodeConfig
+from hubhop.core.latency_monitor import Estimate, LatencyMonitor, ProbeSettings, to_wire
 from hubhop.core.republish import RepublishPolicy
 from hubhop.core.secure_channel import SecureChannel
 from hubhop.core.vivaldi import Coordinate
+from hubhop.io.config_file import load_keyring
+from hubhop.io.emulated_wan import open_wan
 from hubhop.io.gossip_transport import GossipTransport
 from hubhop.scoring.candidates import BackendLoad
 from hubhop.scoring.scorer import Scorer
@@ -58,19 +58,13 @@ UNMEASURED_SERVICE_MS = 50.0
 LoadSampler = Callable[[], Mapping[str, tuple[float, tuple[float, float, float], float]]]
 
 
-def load_keyring(gossip: GossipConfig) -> Keyring:
-    """The keyring the config names; ConfigError with the file and fault when it is unusable."""
-    if gossip.keys:
-        return Keyring.from_base64(list(gossip.keys))
-    path = Path(gossip.keyring_file)
-    try:
-        lines = [line.strip() for line in path.read_text().splitlines()]
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read keyring: {exc.strerror or exc}"]) from None
-    try:
-        return Keyring.from_base64([line for line in lines if line and not line.startswith("#")])
-    except ValueError as exc:
-        raise ConfigError([f"{path}: bad keyring: {exc}"]) from None
+def probe_settings(latency: LatencyConfig) -> ProbeSettings:
+    """The probing defaults with the config's overrides, each in its default's type."""
+    defaults = ProbeSettings()
+    overrides: dict[str, Any] = {
+        name: type(getattr(defaults, name))(value) for name, value in latency.tuning
+    }
+    return dataclasses.replace(defaults, **overrides)
 
 
 def gossip_settings(gossip: GossipConfig) -> swim.GossipSettings:
@@ -120,8 +114,14 @@ class GossipService:
             random.Random(),
             time.monotonic(),
         )
-        self.latency = LatencyMonitor(self.config.node.name, (), random.Random(), time.monotonic())
-        self.transport = GossipTransport(self.node, self._bind)
+        self.latency = LatencyMonitor(
+            self.config.node.name,
+            self.config.latency.hubs,
+            random.Random(),
+            time.monotonic(),
+            probe_settings(self.config.latency),
+        )
+        self.transport = GossipTransport(self.node, self._bind, open_wan(self.config))
         self.transport.subscribe(self._on_event)
         await self.transport.start()
         self.publish(force=True)
@@ -183,10 +183,13 @@ class GossipService:
         assert self.node is not None and self.transport is not None and self.latency is not None
         while True:
             try:
-                now = self.transport.now
-                for name in self.latency.due(now):
-                    self.node.send_probe(name, now)
-                self.transport.pump()
+                for name in self.latency.due(self.transport.now):
+                    # Stamped as it leaves, not before due() chose it: choosing a round's
+                    # targets estimates every member, which takes longer than a city's RTT.
+                    stamp = self.transport.now
+                    if self.node.send_probe(name, stamp):
+                        self.transport.pump()  # the probe is the last datagram it sends
+                        self.node.probe_departed(stamp, self.transport.last_send_at)
                 wait = self.latency.next_deadline() - self.transport.now
             except Exception:
                 log.exception("latency probing failed")
@@ -199,6 +202,38 @@ class GossipService:
             return None
         estimate = self.latency.estimate_between(a, b, self.transport.now)
         return None if estimate is None else estimate_json(estimate)
+
+    def probe_status(self) -> dict[str, Any]:
+        """This node's side of probing: its coordinate, what its probes cost, the emulated WAN."""
+        if self.latency is None or self.transport is None or self.node is None:
+            return {}
+        c = self.latency.coordinate
+        counters = self.node.counters
+        status: dict[str, Any] = {
+            "coordinate": {
+                "vec": [round(x, 5) for x in c.vec],
+                "height": round(c.height, 5),
+                "error": round(c.error, 4),
+                "adjustment": round(c.adjustment, 5),
+                "updates": self.latency.vivaldi.updates,
+            },
+            "hubs": sorted(self.latency.hubs),
+            "probes_sent": counters["latency_probes"],
+            "probes_answered": counters["probes_answered"],
+            # Bytes of probe and reply datagrams beyond the gossip they carried along.
+            "probe_bytes_sent": counters["latency_probe_bytes"],
+            "wan": None,
+        }
+        wan = self.transport.wan
+        if wan is not None:
+            status["wan"] = {
+                "topology": wan.model.topology.name,
+                "site": wan.own_site,
+                "precise": wan.precise,
+                "lateness_ms": wan.lateness_ms,
+                **dataclasses.asdict(wan.counters),
+            }
+        return status
 
     def peers(self) -> list[dict[str, Any]]:
         """The probe table: per member, what the probes measured and what this node estimates."""
@@ -238,8 +273,11 @@ class GossipService:
                 log.exception("republishing this node's record failed")
 
     def reconfigure(self, config: NodeConfig) -> None:
-        """A reloaded config changes what this node fronts: publish it at once."""
+        """A reloaded config changes what this node fronts (and which hubs it probes):
+        publish it at once."""
         self.config = config
+        if self.latency is not None:
+            self.latency.set_hubs(config.latency.hubs)
         self.publish(force=True)
 
     def _on_event(self, event: swim.GossipEvent) -> None:

@@ -49,6 +49,7 @@ class EndpointState:
     members: Callable[[], list[dict[str, Any]]] | None = None
     # Set when the node gossips: the probe table, and the latency estimate between two members.
     peers: Callable[[], list[dict[str, Any]]] | None = None
+    probe_status: Callable[[], dict[str, Any]] | None = None
     rtt: Callable[[str, str], dict[str, Any] | None] | None = None
 
 
@@ -224,8 +225,14 @@ async def hubhop_peers(request: web.Request) -> web.Response:
     """GET /hubhop/v1/peers: what this node's probes measured, and its estimate, per member."""
     state = _state(request)
     peers = state.peers() if state.peers is not None else []
+    status = state.probe_status() if state.probe_status is not None else {}
     return web.json_response(
-        {"node": state.config.node.name, "gossip": state.peers is not None, "peers": peers},
+        {
+            "node": state.config.node.name,
+            "gossip": state.peers is not None,
+            "self": status,
+            "peers": peers,
+        },
         headers={REQUEST_ID_HEADER: request[REQUEST_ID]},
     )
 

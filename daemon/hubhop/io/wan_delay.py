@@ -1,9 +1,17 @@
-"""Sending through the emulated WAN: hold each datagram or stream write for its one-way delay.
+"""The emulated WAN at one site: hold each datagram or stream write for its one-way delay.
 
 A daemon bound to its own 127.x address wraps what it sends: `WanDelay.delay_s(dst_host)` asks
 the model (`hubhop.wan.model`) for this datagram's delay from our site to the site whose daemon
 binds `dst_host`, and `send_datagram` hands the datagram to the socket that much later. Only the
 sender delays, so a round trip between two daemons is both one-way delays, as on a real WAN.
+
+Datagrams can instead be delayed where they arrive (`receive_datagram`, what the gossip
+transport does): held for the delay from the SENDER's site, then delivered with the exact
+emulated arrival time, the kernel's receive stamp plus the delay. The link is the same (every
+datagram between two emulating daemons is delayed once, by its pair's model), but a host that
+wakes late (tenths of a ms when 24 Python daemons share two cores, measured) only processes the
+datagram late: its timestamps, and so every latency probe, still see the emulated network and
+not this host's scheduler.
 
 Rules:
 - Never blocks: a send is put on a schedule and the call returns. The schedule is one heap of
@@ -39,9 +47,10 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hubhop.wan.model import WanModel
 
@@ -71,6 +80,9 @@ MAX_LEAD_S = 0.25e-3
 # Learning gain of the lateness average: RFC 6298's 1/8, smooth over a few dozen wake-ups.
 LEAD_GAIN = 1 / 8
 
+# Delayed datagrams whose lateness is remembered for `lateness_ms`: a few seconds' worth.
+LATENESS_WINDOW = 256
+
 # Linux timerfd, through ctypes (os.timerfd_* arrives only in Python 3.13).
 _CLOCK_MONOTONIC = 1
 _TFD_TIMER_ABSTIME = 1
@@ -84,9 +96,18 @@ class _Itimerspec(ctypes.Structure):
     _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
 
 
+class DatagramSink(Protocol):
+    """Where a delayed datagram goes: an asyncio DatagramTransport, or gossip's own socket."""
+
+    def sendto(self, data: bytes, addr: Address) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+
 @dataclass
 class WanCounters:
     sent: int = 0  # datagrams handed to their socket after the delay
+    received: int = 0  # datagrams delivered after the delay (receive-side emulation)
     dropped_loss: int = 0  # datagrams the model lost
     dropped_partition: int = 0  # datagrams and stream writes across an active partition
     dropped_overflow: int = 0  # datagrams beyond MAX_PENDING_DATAGRAMS
@@ -122,6 +143,7 @@ class WanDelay:
         self._pending_datagrams = 0
         self._streams: set[DelayedStream] = set()
         self._closed = False
+        self._lateness: deque[float] = deque(maxlen=LATENESS_WINDOW)
 
     # Delays ---------------------------------------------------------------------------------
 
@@ -147,9 +169,7 @@ class WanDelay:
 
     # Datagrams ------------------------------------------------------------------------------
 
-    def send_datagram(
-        self, transport: asyncio.DatagramTransport, data: bytes, addr: Address
-    ) -> None:
+    def send_datagram(self, transport: DatagramSink, data: bytes, addr: Address) -> None:
         """Send `data` to `addr` after the emulated delay; never blocks."""
         if self._closed:
             self.counters.dropped_closed += 1
@@ -170,14 +190,72 @@ class WanDelay:
             return
         self._pending_datagrams += 1
         self._get_schedule().at(
-            time.monotonic() + delay, lambda: self._send_due(transport, data, addr)
+            (due := time.monotonic() + delay), lambda: self._send_due(transport, data, addr, due)
         )
 
-    def _send_due(self, transport: asyncio.DatagramTransport, data: bytes, addr: Address) -> None:
+    def _send_due(self, transport: DatagramSink, data: bytes, addr: Address, due: float) -> None:
         self._pending_datagrams -= 1
+        self._lateness.append(time.monotonic() - due)
         self._send_now(transport, data, addr)
 
-    def _send_now(self, transport: asyncio.DatagramTransport, data: bytes, addr: Address) -> None:
+    def receive_datagram(
+        self,
+        data: bytes,
+        addr: Address,
+        arrived: float,
+        deliver: Callable[[bytes, Address, float], None],
+    ) -> None:
+        """Hold a datagram that reached this host at `arrived` (the kernel's stamp) from `addr`
+        for the emulated one-way delay from the sender's site, then `deliver(data, addr, at)`
+        with `at` = `arrived` + that delay: the exact emulated arrival time, however late this
+        busy process gets round to delivering it. Never blocks; drops are counted."""
+        if self._closed:
+            self.counters.dropped_closed += 1
+            return
+        src_site = self.model.site_of_host(addr[0])
+        if src_site is None:
+            deliver(data, addr, arrived)
+            return
+        if self.model.is_partitioned(src_site, self.own_site):
+            self.counters.dropped_partition += 1
+            return
+        delay_ms = self.model.sample_delay_ms(src_site, self.own_site, self._rng)
+        if delay_ms is None:
+            self.counters.dropped_loss += 1
+            return
+        due = arrived + delay_ms / 1000.0
+        if due <= time.monotonic():
+            self.counters.received += 1
+            deliver(data, addr, due)
+            return
+        if self._pending_datagrams >= self._max_pending:
+            self.counters.dropped_overflow += 1
+            return
+        self._pending_datagrams += 1
+        self._get_schedule().at(due, lambda: self._deliver_due(data, addr, due, deliver))
+
+    def _deliver_due(
+        self,
+        data: bytes,
+        addr: Address,
+        due: float,
+        deliver: Callable[[bytes, Address, float], None],
+    ) -> None:
+        self._pending_datagrams -= 1
+        self._lateness.append(time.monotonic() - due)
+        self.counters.received += 1
+        deliver(data, addr, due)
+
+    @property
+    def lateness_ms(self) -> float | None:
+        """The median of how late recent held datagrams were released, in ms: how late this
+        busy host wakes. Sent datagrams arrive that much late; received ones keep their exact
+        emulated arrival time as their stamp, and are only processed late."""
+        if not self._lateness:
+            return None
+        return 1000.0 * sorted(self._lateness)[len(self._lateness) // 2]
+
+    def _send_now(self, transport: DatagramSink, data: bytes, addr: Address) -> None:
         if transport.is_closing():
             self.counters.dropped_closed += 1
             return
