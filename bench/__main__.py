@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "proxy_overhead": "bench.proxy_overhead",
     "kernels": "bench.kernels",
     "gossip": "bench.gossip",
+    "latency": "bench.latency",
 }
 
 

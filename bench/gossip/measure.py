@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _launch
+from bench._report import quantile
 from bench.gossip.clusters import BASE_MODEL, VIEW_TIMEOUT_S, Cluster, View
 from bench.gossip.plan import Plan
 from bench.gossip.traffic import LoopbackCounter
@@ -55,17 +56,6 @@ def poll_interval(n: int) -> float:
     the poll rate stays near 130 requests/s in all at N = 64 (each poll of a hubhop daemon costs
     it about a millisecond of CPU; more would load the 2 cores that the gossip itself runs on)."""
     return min(0.5, max(0.1, n * 0.008))
-
-
-def quantile(values: Sequence[float], q: float) -> float | None:
-    """The q-quantile with linear interpolation (numpy's default); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    lo = int(position)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (position - lo)
 
 
 def stats(values: Sequence[float]) -> dict[str, Any]:
