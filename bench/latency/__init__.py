@@ -8,7 +8,8 @@ how fast does a new node get a useful coordinate? And the same accuracy at 1,000
 What runs:
 - one real `hubhop run` daemon per site of topologies/hubei.toml (34 sites; `--quick`: 13),
   its hosts moved to 127.0.48.x, the emulated WAN on, two hub clusters named as hubs; the
-  joiner (xianning) starts after the warm-up (`measure.py` says how each figure is taken);
+  joiner (hub-guian, far from the centre) starts after the warm-up (`measure.py` says how
+  each figure is taken);
 - then the simulator (`simulate.py`, hubhop's sans-IO LatencyMonitor on a virtual clock) at
   1,000 nodes (`--quick`: 200), in a child process at nice 19, bounded in time.
 

@@ -129,9 +129,10 @@ def probed_links(views: Views, model: WanModel, floor_ms: float = 0.0) -> list[L
     return out
 
 
-def coordinate(view: Mapping[str, Any]) -> Coordinate | None:
+def coordinate(view: Mapping[str, Any], placed_only: bool = True) -> Coordinate | None:
+    """The node's own coordinate from its view; None before its first update (`placed_only`)."""
     c = (view.get("self") or {}).get("coordinate")
-    if not c or not c.get("updates"):
+    if not c or (placed_only and not c.get("updates")):
         return None
     return Coordinate(tuple(c["vec"]), c["height"], c["error"], c.get("adjustment", 0.0))
 

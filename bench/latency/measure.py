@@ -118,7 +118,7 @@ def measure_join(cluster: WanCluster, joiner: str, plan: Plan, say: Say) -> dict
     reached: dict[str, Any] | None = None
     while time.monotonic() - started < plan.join_limit_s:
         view = cluster.peers(joiner)
-        mine = accuracy.coordinate(view)
+        mine = accuracy.coordinate(view, placed_only=False)  # at the origin before a sample
         if mine is not None:
             errors = []
             for site, other in others.items():
@@ -136,6 +136,7 @@ def measure_join(cluster: WanCluster, joiner: str, plan: Plan, say: Say) -> dict
         time.sleep(plan.join_poll_s)
     return {
         "joiner": joiner,
+        "error_at_start": trace[0][1] if trace and trace[0][2] == 0 else None,
         "target_error": JOIN_ERROR,
         # Counted from the joiner's ready line: start-up (imports, kernel load) comes before.
         "reached": reached,

@@ -212,3 +212,40 @@ def test_a_simulated_cluster_learns_true_distances_and_tiers() -> None:
     assert max(errors) < 0.03  # every probed link within 3% of truth
     assert statistics.median(vivaldi_errors) < 0.10
     assert wrong_tiers <= 0.02 * len(errors)
+
+
+def test_a_newly_measured_link_borrows_the_spread_of_the_well_measured_ones() -> None:
+    m = monitor([f"p{i}" for i in range(5)])
+    for t in range(20):  # four steady links, 20 samples each
+        for i in range(4):
+            m.on_sample(f"p{i}", 2.0 + i + (0.02 if t % 2 else 0.0), None, float(t))
+    m.on_sample("p4", 13.7, None, 20.0)  # the fifth, measured once: 6.85 ms one-way
+    estimate = m.estimate("p4", 20.0)
+    assert estimate is not None and estimate.source == "measured"
+    # TCP's margin for one sample would be half the RTT (13.7 ms one-way: "any"); the pooled
+    # spread of the steady links says this network jitters by hundredths of a ms.
+    assert estimate.conservative_one_way_ms < 6.9
+    assert estimate.tier == "region"
+    lone = monitor(["p4"])  # nothing well measured to pool: the cautious margin stands
+    lone.on_sample("p4", 13.7, None, 20.0)
+    assert lone.estimate("p4", 20.0).tier == "any"  # type: ignore[union-attr]
+
+
+def test_hubs_are_probed_every_hub_interval_the_nearest_every_round() -> None:
+    settings = ProbeSettings(random_interval_s=1e6, nearest_k=1, max_links=0)
+    m = LatencyMonitor("me", ("hub",), random.Random(1), 0.0, settings)
+    for name in ("hub", "near"):
+        m.member_up(name)
+    m.on_sample("near", 1.0, None, 0.0)
+    m.on_sample("hub", 20.0, None, 0.0)
+    sent: list[tuple[float, str]] = []
+    now = m.next_deadline()
+    while now < 12.0:
+        for name in m.due(now):
+            sent.append((now, name))
+            m.on_sample(name, 1.0 if name == "near" else 20.0, None, now)
+        now = m.next_deadline()
+    hub_rounds = [t for t, n in sent if n == "hub"]
+    near_rounds = [t for t, n in sent if n == "near"]
+    assert len(near_rounds) == 4  # every 3 s
+    assert len(hub_rounds) == 2  # every 6 s

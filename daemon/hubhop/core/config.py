@@ -128,6 +128,7 @@ LATENCY_INTERVALS: dict[str, tuple[float, float]] = {
     "near_interval_s": (0.05, 3600.0),
     "random_interval_s": (0.05, 3600.0),
     "timeout_s": (0.01, 60.0),
+    "hub_interval_s": (0.05, 3600.0),
 }
 # Counts: the nearest set and the links a record carries (capacity.MAX_LINKS is the ceiling).
 LATENCY_COUNTS: dict[str, tuple[int, int]] = {"nearest_k": (0, 64), "max_links": (0, 64)}

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hubhop.core import swim_messages as wire
-from hubhop.core.rtt_estimator import EstimatorSettings, RttTable
+from hubhop.core.rtt_estimator import EstimatorSettings, RttSnapshot, RttTable
 from hubhop.core.tiers import tier_of
 from hubhop.core.vivaldi import Coordinate, VivaldiClient, VivaldiSettings, coordinate_fault
 
@@ -48,6 +48,12 @@ class ProbeSettings:
     # 2 KB/s per node (measured by bench/latency: a probe and its reply are ~220 bytes on the
     # wire; at 2 s the busiest of 34 nodes sent ~2.8 KB/s).
     near_interval_s: float = 3.0
+    # Hubs named in config are probed on every near round at most this often: every node of a
+    # province probes them, so a hub answers N / hub_interval_s probes a second (at 6 s and 34
+    # nodes ~6/s, under 2 KB/s with its own probes; at 3 s it was 2.1 KB/s). Hubs are national-
+    # tier candidates 5-10 ms away, where ten samples a minute keep the median well inside the
+    # tier margins. A hub that is also among the nearest is probed every near round anyway.
+    hub_interval_s: float = 6.0
     # Nearest peers probed often: a city's few data centers and the province's closest, the
     # candidates of the tight tiers.
     nearest_k: int = 8
@@ -68,7 +74,7 @@ class ProbeSettings:
     switch_min_ms: float = 0.2
 
     def __post_init__(self) -> None:
-        for name in ("near_interval_s", "random_interval_s", "timeout_s"):
+        for name in ("near_interval_s", "random_interval_s", "timeout_s", "hub_interval_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {value!r}")
@@ -95,6 +101,10 @@ class Estimate:
 # One-way ms added to a coordinate estimate's conservative figure: above the largest shortfall
 # the 1,000-node simulation showed (0.31 ms) for pairs near the city tier's bound.
 COORDINATE_MARGIN_MS = 0.35
+
+
+# Well-measured links needed before their spread stands in for a new link's: a median of 3.
+POOL_MIN_LINKS = 3
 
 
 def to_coordinate(w: wire.WireCoordinate) -> Coordinate:
@@ -129,6 +139,10 @@ class LatencyMonitor:
         self._nearest: list[str] = []  # the sticky nearest set, nearest first
         self._linked: list[str] = []  # the sticky set our record links to, nearest first
         self._paced: list[tuple[float, str]] = []  # this near round's probes: (when, member)
+        self._pooled: float | None = None  # see _pooled_spread_ms
+        self._pooled_at: float | None = None
+        # Hubs join a near round only every hub_interval_s (see ProbeSettings).
+        self._next_hubs = now
         # Start both rounds at random phases, so nodes started together spread their probes.
         self._next_near = now + rng.random() * self.settings.near_interval_s
         self._next_random = now + rng.random() * self.settings.random_interval_s
@@ -202,7 +216,10 @@ class LatencyMonitor:
 
     def _plan_near_round(self, now: float) -> None:
         """This round's near targets (hubs, the nearest, the linked), evenly spaced over it."""
-        hubs = sorted(self.hubs & self._members)
+        hubs: list[str] = []
+        if now >= self._next_hubs:
+            self._next_hubs = now + self.settings.hub_interval_s
+            hubs = sorted(self.hubs & self._members)
         self._nearest = self._sticky(self._nearest, self._distances(now), self.settings.nearest_k)
         linked = [n for n in self._linked if n in self._members]
         targets = list(dict.fromkeys([*hubs, *self._nearest, *linked]))  # each member once
@@ -271,15 +288,8 @@ class LatencyMonitor:
         if snap is not None and snap.fresh:
             rtt = snap.p50_ms
             conservative = snap.conservative_one_way_ms
-            if snap.samples < self.rtt.settings.recent and theirs is not None:
-                # A few samples say little about the spread yet (their margin is TCP's
-                # cautious rttvar, up to half the RTT). The coordinates, fitted from many
-                # nodes' samples, bound the distance with their own error: take the tighter
-                # bound, never below what was measured.
-                bound = _from_coordinates(peer, self.vivaldi.coordinate, theirs)
-                conservative = max(
-                    snap.one_way_ms, min(conservative, bound.conservative_one_way_ms)
-                )
+            if snap.samples < self.rtt.settings.recent:
+                conservative = self._few_samples_bound(snap, theirs, now)
             return Estimate(
                 peer,
                 rtt,
@@ -293,6 +303,38 @@ class LatencyMonitor:
         if theirs is None:
             return None
         return _from_coordinates(peer, self.vivaldi.coordinate, theirs)
+
+    def _few_samples_bound(self, snap: RttSnapshot, theirs: Coordinate | None, now: float) -> float:
+        """The conservative one-way figure of a link with fewer samples than a spread needs.
+
+        Its own margin is TCP's cautious rttvar (up to half the RTT). Two better-informed
+        bounds may be tighter: the pooled spread (the median robust spread of this node's
+        well-measured links: the jitter of the same network, seen from the same host), and the
+        coordinates' bound, fitted from many nodes' samples. The tightest holds, never below
+        what was measured."""
+        bounds = [snap.conservative_one_way_ms]
+        pooled = self._pooled_spread_ms(now)
+        if pooled is not None:
+            center = max(snap.p50_ms, snap.recent_p50_ms)
+            bounds.append((center + snap.margin_k * pooled) / 2.0)
+        if theirs is not None:
+            coordinate = _from_coordinates(snap.peer, self.vivaldi.coordinate, theirs)
+            bounds.append(coordinate.conservative_one_way_ms)
+        return max(snap.one_way_ms, min(bounds))
+
+    def _pooled_spread_ms(self, now: float) -> float | None:
+        """Median robust spread of the fresh links with a full recent window; None with fewer
+        than POOL_MIN_LINKS of them. Recomputed at most once a second (it reads every link)."""
+        if self._pooled_at is not None and now - self._pooled_at < 1.0:
+            return self._pooled
+        spreads = sorted(
+            snap.spread_ms
+            for snap in self.rtt.snapshots(now)
+            if snap.fresh and snap.samples >= self.rtt.settings.recent
+        )
+        self._pooled = spreads[len(spreads) // 2] if len(spreads) >= POOL_MIN_LINKS else None
+        self._pooled_at = now
+        return self._pooled
 
     def estimate_between(self, a: str, b: str, now: float) -> Estimate | None:
         """Between two members (either may be us): coordinates when neither is us."""
