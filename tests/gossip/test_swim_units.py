@@ -172,3 +172,12 @@ def test_a_probe_reply_keeps_its_stamp_exact_and_its_coordinate_to_float32() -> 
     for got, sent in zip(reply.coordinate.vec, coordinate.vec, strict=True):
         assert abs(got - sent) <= 1e-6 * abs(sent)
     assert abs(reply.held - 0.000123) < 1e-9
+
+
+def test_acks_and_probe_replies_from_nodes_before_the_hold_field_still_decode() -> None:
+    # A rolling upgrade: the previous version sent ACK [3, seq] and PROBE_REPLY [16, stamp,
+    # coord]. They mean "held 0", not a malformed datagram that would fail a SWIM probe.
+    old_ack = msgpack.packb([int(wire.MessageType.ACK), 7])
+    old_reply = msgpack.packb([int(wire.MessageType.PROBE_REPLY), 12.5, None])
+    got = wire.decode_datagram(wire.compound([old_ack, old_reply]), Counter())
+    assert got == [wire.Ack(7, 0.0), wire.ProbeReply(12.5, None, 0.0)]

@@ -400,6 +400,8 @@ def _decode_one(message: list[Any], kind: int) -> DatagramMessage:
         seq, target, addr, nack = _fields(message, 4)
         return IndirectPing(_int(seq), _name(target), _address(addr), _bool(nack))
     if kind == MessageType.ACK:
+        if len(message) == 2:  # from a node before `held` (counts as held 0)
+            return Ack(_int(message[1]))
         seq, held = _fields(message, 2)
         return Ack(_int(seq), _float(held))
     if kind == MessageType.NACK:
@@ -430,6 +432,9 @@ def _decode_one(message: list[Any], kind: int) -> DatagramMessage:
         (stamp,) = _fields(message, 1)
         return Probe(_float(stamp))
     if kind == MessageType.PROBE_REPLY:
+        if len(message) == 3:  # from a node before `held` (counts as held 0)
+            stamp, coordinate = message[1:]
+            return ProbeReply(_float(stamp), _coordinate(coordinate))
         stamp, coordinate, held = _fields(message, 3)
         return ProbeReply(_float(stamp), _coordinate(coordinate), _float(held))
     raise MessageError("not a datagram message")
