@@ -147,7 +147,7 @@ def run(ns: argparse.Namespace) -> int:
         f"{NAME}: {machine['cpu_model']}, {machine['cores']} cores, Python {machine['python']}, "
         f"{machine['date']}, commit {(machine['git_commit'] or 'none')[:10]}"
     )
-    skipped_plot = plot.plot(daemons, sim, title, out_dir / f"{NAME}.png")
+    skipped_plot = plot.plot(daemons, title, out_dir / f"{NAME}.png")
     print()
     print(summary.figures_table(daemons, sim))
     print()

@@ -1,7 +1,7 @@
 """The latency PNG: error CDFs and estimated-against-true scatters.
 
 Panels: (1) CDF of the probed links' absolute error (ms); (2) CDF of Vivaldi's relative error
-over all pairs, the daemons' and the simulator's; (3) probed median RTT against the true RTT;
+over all pairs of the daemons; (3) probed median RTT against the true RTT;
 (4) the coordinates' RTT estimate against the true RTT. A scatter's diagonal is a perfect
 estimate.
 
@@ -21,7 +21,7 @@ def _cdf(ax: Any, values: list[float], label: str) -> None:
         ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=label)
 
 
-def plot(daemons: dict[str, Any], sim: dict[str, Any], title: str, path: Path) -> str | None:
+def plot(daemons: dict[str, Any], title: str, path: Path) -> str | None:
     """Write the PNG; returns None, or why it was skipped."""
     try:
         import matplotlib
@@ -46,9 +46,6 @@ def plot(daemons: dict[str, Any], sim: dict[str, Any], title: str, path: Path) -
 
     ax = axes[0][1]
     _cdf(ax, [abs(e - t) / t for t, e in vivaldi], f"daemons ({len(vivaldi)} pairs)")
-    sim_errors = sim.get("vivaldi", {}).get("errors_sample") or []
-    if sim_errors:
-        _cdf(ax, sim_errors, f"simulator ({sim.get('n')} nodes)")
     ax.axvline(0.05, color="grey", linestyle=":", label="5%")
     ax.set_xscale("log")
     ax.set_xlabel("Vivaldi relative error |est - true| / true")

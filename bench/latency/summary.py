@@ -42,14 +42,14 @@ def figures_table(daemons: dict[str, Any], sim: dict[str, Any]) -> str:
             "Vivaldi: relative error p50 / p90",
             f"{_pct(viv.get('rel_error', {}).get('p50'))} / "
             f"{_pct(viv.get('rel_error', {}).get('p90'))} ({viv.get('pairs', 0)} pairs)",
-            f"{_pct(_get(s_viv, 'median'))} / {_pct(_get(s_viv, 'p90'))}",
+            f"{_pct(s_viv.get('median'))} / {_pct(s_viv.get('p90'))}",
         ],
         [
             "tiers right (optimistic / pessimistic)",
             f"{_pct(tiers.get('right_share'), 2)} ({tiers.get('optimistic', 'n/a')} / "
             f"{tiers.get('pessimistic', 'n/a')} of {tiers.get('pairs', 'n/a')})",
-            f"{_pct(_get(s_tiers, 'right_share'), 2)} ({_v(_get(s_tiers, 'optimistic'))} / "
-            f"{_v(_get(s_tiers, 'pessimistic'))} of {_v(_get(s_tiers, 'pairs'))})",
+            f"{_pct(s_tiers.get('right_share'), 2)} ({_v(s_tiers.get('optimistic'))} / "
+            f"{_v(s_tiers.get('pessimistic'))} of {_v(s_tiers.get('pairs'))})",
         ],
         [
             "probe bytes/s per node: mean / max",
@@ -82,24 +82,15 @@ def _sections(daemons: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _get(section: dict[str, Any], key: str) -> Any:
-    value = section.get(key)
-    if value is None and key == "median":
-        value = section.get("p50")
-    if value is None and isinstance(section.get("rel_error"), dict):
-        value = section["rel_error"].get("p50" if key == "median" else key)
-    return value
-
-
 def _v(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
 def _sim_probe(s_probes: dict[str, Any]) -> str:
-    abs_ms = s_probes.get("abs_error_ms") or {}
+    abs_ms = s_probes.get("abs_ms") or {}  # the simulator's names: median, p95
     if not abs_ms:
         return "n/a"
-    return f"{_ms(abs_ms.get('p50', abs_ms.get('median')))} / {_ms(abs_ms.get('p95'))}"
+    return f"{_ms(abs_ms.get('median'))} / {_ms(abs_ms.get('p95'))}"
 
 
 def targets(daemons: dict[str, Any]) -> list[dict[str, Any]]:

@@ -87,7 +87,7 @@ def test_the_repliers_hold_time_is_taken_off_the_round_trip() -> None:
     prober, peers = make_node()
     samples(prober)
     assert prober.send_probe("p3", 5.0)
-    prober.probe_departed(5.0, 5.0002)  # stamped at 5.0, handed to the socket 0.2 ms later
+    prober.datagrams_left(5.0, 5.0002)  # stamped at 5.0, handed to the socket 0.2 ms later
     reply_bytes = peers["p3"].seal(wire.compound([wire.encode_probe_reply(5.0, COORD, 0.0004)]))
     prober.receive_datagram(reply_bytes, addr_of("p3"), 5.0050, arrived=5.0046)
     [sample] = samples(prober)

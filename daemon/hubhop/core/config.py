@@ -324,28 +324,17 @@ def _gossip(root: _Table) -> GossipConfig:
         t.fault("keyring_file", f"{keyring_file!r} must be an absolute path")
     if bool(keys) == bool(keyring_file):
         t.fault("keys", "give exactly one of keys or keyring_file: gossip is always encrypted")
-    tuning = []
-    for name, (lo, hi) in GOSSIP_TUNABLES.items():
-        value = t.number(name, math.nan, lo=lo, hi=hi)
-        if not math.isnan(value):
-            tuning.append((name, value))
+    tuning = t.tuning(GOSSIP_TUNABLES)
     t.finish()
-    return GossipConfig(bind, seeds, keys, keyring_file, tuple(tuning))
+    return GossipConfig(bind, seeds, keys, keyring_file, tuning)
 
 
 def _latency(root: _Table) -> LatencyConfig:
     t = root.table("latency")
     hubs = t.string_list("hubs", pattern=NAME_PATTERN, required=False)
-    tuning: list[tuple[str, float]] = []
-    for name, (lo, hi) in LATENCY_INTERVALS.items():
-        value = t.number(name, math.nan, lo=lo, hi=hi)
-        if not math.isnan(value):
-            tuning.append((name, value))
-    for name, (ilo, ihi) in LATENCY_COUNTS.items():
-        if t.has(name):
-            tuning.append((name, t.integer(name, 0, lo=ilo, hi=ihi)))
+    tuning = t.tuning(LATENCY_INTERVALS, LATENCY_COUNTS)
     t.finish()
-    return LatencyConfig(tuple(hubs), tuple(tuning))
+    return LatencyConfig(tuple(hubs), tuning)
 
 
 def _wan(root: _Table) -> WanConfig:
@@ -379,6 +368,21 @@ def _backend(t: _Table) -> BackendConfig:
 
 class _Table(TomlTable):
     """The node config's getters beyond the generic ones: addresses, URLs, lists of names."""
+
+    def tuning(
+        self,
+        numbers: dict[str, tuple[float, float]],
+        counts: dict[str, tuple[int, int]] | None = None,
+    ) -> tuple[tuple[str, float], ...]:
+        """The overrides present among these tunable keys (number or integer, within bounds)."""
+        found: list[tuple[str, float]] = []
+        for name, (lo, hi) in numbers.items():
+            if self.has(name):
+                found.append((name, self.number(name, math.nan, lo=lo, hi=hi)))
+        for name, (ilo, ihi) in (counts or {}).items():
+            if self.has(name):
+                found.append((name, self.integer(name, 0, lo=ilo, hi=ihi)))
+        return tuple((name, value) for name, value in found if not math.isnan(value))
 
     def choices(self, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
         """A required string or non-empty list of strings, each one of `allowed`."""

@@ -1,7 +1,7 @@
 """SWIM's tunables (GossipSettings): every default beside its reason, checked on creation.
 
 The protocol (swim.py) reads them; the daemon builds them from the defaults plus the `[gossip]`
-keys an operator set (hubhop.io.gossip_service.gossip_settings).
+keys an operator set (hubhop.io.gossip_service.with_overrides).
 """
 
 from __future__ import annotations

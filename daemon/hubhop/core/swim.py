@@ -196,8 +196,8 @@ class GossipNode:
         # (set by the transport, which measures it): a probe reply counts it as held, so the
         # prober does not read our processing as network latency.
         self.reply_lag_s = 0.0
-        # Our probes' stamps -> when their datagram actually left (the transport says): a cold
-        # CPU takes a few hundred microseconds between stamping and sending.
+        # Our latency probes' stamps -> when their datagram actually left (datagrams_left): a
+        # cold CPU takes a few hundred microseconds between stamping and sending.
         self._departures: dict[float, float] = {}
         self._joining: set[Address] = set()  # seeds whose join reply we wait for
         # Record versions start at the channel epoch, which grows across restarts: a restarted
@@ -269,22 +269,22 @@ class GossipNode:
             return False
         self.counters["latency_probe_bytes"] += self._send(member.addr, [wire.encode_probe(now)])
         self.counters["latency_probes"] += 1
+        self._departures[now] = now  # until the transport says when it left
+        while len(self._departures) > MAX_DEPARTURES:  # the oldest (lost) ones go first
+            del self._departures[next(iter(self._departures))]
         return True
 
     def datagrams_left(self, made_at: float, at: float) -> None:
-        """What we made at `made_at` (the `now` of a timer or send call) left the host at
-        `at`, by the transport's clock: a SWIM ping made then counts its round trip from `at`."""
+        """What we made at `made_at` (the `now` of a timer or send_probe call) left the host
+        at `at`, by the transport's clock: a SWIM ping or latency probe made then counts its
+        round trip from `at`."""
+        if at < made_at:
+            return
         probe = self._probe
-        if probe is not None and probe.sent_at == made_at and at >= made_at:
+        if probe is not None and probe.sent_at == made_at:
             probe.sent_at = at
-
-    def probe_departed(self, stamp: float, at: float) -> None:
-        """The probe stamped `stamp` left at `at` (by the transport's clock, after `stamp`);
-        its reply's round trip counts from then. Bounded: the oldest is forgotten first."""
-        if at >= stamp:
-            self._departures[stamp] = at
-            while len(self._departures) > MAX_DEPARTURES:
-                del self._departures[next(iter(self._departures))]
+        if made_at in self._departures:
+            self._departures[made_at] = at
 
     def update_record(self, payload: bytes, now: float) -> int:
         """Publish our own record at the next version; returns that version."""

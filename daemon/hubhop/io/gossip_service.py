@@ -25,12 +25,12 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from hubhop.core import swim
 from hubhop.core.capacity import CapacityRecord, encode_record, record_from_config
 from hubhop.core.capacity_table import CapacityTable, RecordRemoved, RecordUpdated
-from hubhop.core.config import GossipConfig, LatencyConfig, NodeConfig
+from hubhop.core.config import NodeConfig
 from hubhop.core.latency_monitor import Estimate, LatencyMonitor, ProbeSettings, to_wire
 from hubhop.core.republish import RepublishPolicy
 from hubhop.core.secure_channel import SecureChannel
@@ -55,25 +55,16 @@ LEAVE_WAIT_S = 0.5
 # tie, and is replaced as soon as the node publishes a measurement.
 UNMEASURED_SERVICE_MS = 50.0
 
+SettingsT = TypeVar("SettingsT")
 LoadSampler = Callable[[], Mapping[str, tuple[float, tuple[float, float, float], float]]]
 
 
-def probe_settings(latency: LatencyConfig) -> ProbeSettings:
-    """The probing defaults with the config's overrides, each in its default's type."""
-    defaults = ProbeSettings()
+def with_overrides(defaults: SettingsT, tuning: tuple[tuple[str, float], ...]) -> SettingsT:
+    """Settings `defaults` with a config section's overrides, each in its default's type."""
     overrides: dict[str, Any] = {
-        name: type(getattr(defaults, name))(value) for name, value in latency.tuning
+        name: type(getattr(defaults, name))(value) for name, value in tuning
     }
-    return dataclasses.replace(defaults, **overrides)
-
-
-def gossip_settings(gossip: GossipConfig) -> swim.GossipSettings:
-    """The protocol's defaults with the config's overrides, each in its default's type."""
-    defaults = swim.GossipSettings()
-    overrides: dict[str, Any] = {
-        name: type(getattr(defaults, name))(value) for name, value in gossip.tuning
-    }
-    return dataclasses.replace(defaults, **overrides)
+    return dataclasses.replace(defaults, **overrides)  # type: ignore[type-var]  # any dataclass
 
 
 class GossipService:
@@ -108,7 +99,7 @@ class GossipService:
         self.node = swim.GossipNode(
             self.config.node.name,
             self._bind,
-            gossip_settings(self.gossip),
+            with_overrides(swim.GossipSettings(), self.gossip.tuning),
             self.channel,
             self.table,
             random.Random(),
@@ -119,7 +110,7 @@ class GossipService:
             self.config.latency.hubs,
             random.Random(),
             time.monotonic(),
-            probe_settings(self.config.latency),
+            with_overrides(ProbeSettings(), self.config.latency.tuning),
         )
         self.transport = GossipTransport(self.node, self._bind, open_wan(self.config))
         self.transport.subscribe(self._on_event)
@@ -188,8 +179,7 @@ class GossipService:
                     # targets estimates every member, which takes longer than a city's RTT.
                     stamp = self.transport.now
                     if self.node.send_probe(name, stamp):
-                        self.transport.pump()  # the probe is the last datagram it sends
-                        self.node.probe_departed(stamp, self.transport.last_send_at)
+                        self.transport.pump(made_at=stamp)  # the node learns when it left
                 wait = self.latency.next_deadline() - self.transport.now
             except Exception:
                 log.exception("latency probing failed")

@@ -82,9 +82,9 @@ class GossipTransport:
         self._streams: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._input_at: float | None = None  # when the datagrams now being answered were read
+        self._input_at: float | None = None  # when the datagram now being answered was read
         self._lags: deque[float] = deque(maxlen=LAG_WINDOW)
-        self.last_send_at = 0.0  # when the last datagram was handed on (socket or delay line)
+        self._lags_seen = 0
 
     def subscribe(self, callback: Callable[[GossipEvent], None]) -> None:
         """Call `callback` with every event the node emits, in order."""
@@ -112,12 +112,10 @@ class GossipTransport:
         first_send_at: float | None = None
         for data, addr in self.node.datagrams_to_send(now):
             if self._udp is not None:
-                self.last_send_at = time.monotonic()
                 if first_send_at is None:
-                    first_send_at = self.last_send_at
-                if self._input_at is not None:
-                    self._note_lag(self.last_send_at - self._input_at)
-                    self._input_at = None
+                    first_send_at = time.monotonic()
+                    if self._input_at is not None:
+                        self._note_lag(first_send_at - self._input_at)
                 self._udp.sendto(data, addr)
                 self.counters["datagrams_sent"] += 1
                 self.counters["bytes_sent"] += len(data)
@@ -135,7 +133,9 @@ class GossipTransport:
 
     def _note_lag(self, lag: float) -> None:
         self._lags.append(lag)
-        if len(self._lags) >= 8:  # a few answers before claiming to know our lag
+        self._lags_seen += 1
+        # Every 8th answer (not each one: this is the receive path) once there are 8.
+        if self._lags_seen % 8 == 0:
             ordered = sorted(self._lags)
             self.node.reply_lag_s = ordered[int(LAG_QUANTILE * (len(ordered) - 1))]
 
@@ -165,14 +165,12 @@ class GossipTransport:
             self.counters["bytes_received"] += len(data)
             if self.wan is not None:
                 self.wan.receive_datagram(data, addr, arrived, self._deliver)
-                continue
-            self._input_at = self.now
-            self.node.receive_datagram(data, addr, self._input_at, arrived)
-        self.pump()
-        self._input_at = None
+            else:
+                self._deliver(data, addr, arrived)
 
     def _deliver(self, data: bytes, addr: Address, arrived: float) -> None:
-        """A datagram the emulated WAN held for its delay: to the node, as if it came now."""
+        """A datagram to the node (after the emulated WAN's delay, when there is one), and
+        what the node then wants carried out."""
         if self._closed:
             return
         self._input_at = self.now
