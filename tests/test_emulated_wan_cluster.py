@@ -7,8 +7,8 @@ Two checks, both with real processes bound to their own loopback addresses:
   for every other; none puts a peer in a tighter tier than the truth (a broken promise); nearly
   every pair lands in its true tier; probed medians and coordinates are close to the truth.
 
-The bounds here leave room for a loaded test machine; bench/latency reports the figures
-against the issue's targets (99.5% of pairs in the right tier, links within 3% or 0.05 ms).
+The tier bound is the issue's target (99.5% of pairs in the right tier, none optimistic); the
+link bound leaves 1% for a loaded test machine, and bench/latency reports the figures.
 """
 
 from __future__ import annotations
@@ -109,17 +109,20 @@ def test_every_daemon_on_the_shipped_topology_knows_every_tier_without_optimism(
     assert summary["unknown"] == 0
     # The promise: no pair is ever put in a tighter tier than the truth.
     assert summary["optimistic"] == 0, summary["wrong"]
-    # Nearly every pair in its true tier: the rest are pairs within a few tenths of a ms of a
-    # bound, put one tier looser by the jitter margin (bench/latency: 99.2-99.6%).
-    assert summary["right_share"] >= 0.95, summary
+    # The issue's target: at least 99.5% of pairs in their true tier. The rest are pairs
+    # within a few tenths of a ms of a bound, put one tier looser by the jitter margin
+    # (bench/latency, 33 daemons: 99.91%).
+    assert summary["right_share"] >= 0.995, summary
     assert all(
         p.said is not None and TIERS.index(p.said) <= TIERS.index(p.truth) + 1 for p in pairs
     )
 
-    # Probed links: the median relative error is a fraction of a percent (bench: 0.9%).
+    # Probed links: the issue's target is each within 3% or 0.05 ms of the truth (bench, 33
+    # daemons: every one of 1,056). A link probed while the machine was busiest may miss it.
     links = accuracy.probed_links(views, hubei.model)
-    assert statistics.median(link.rel for link in links) <= 0.03
-    assert statistics.median(link.abs_ms for link in links) <= 0.15
+    within = sum(link.within(0.03, 0.05) for link in links)
+    assert within >= 0.99 * len(links), sorted(links, key=lambda link: -link.abs_ms)[:5]
+    assert statistics.median(link.abs_ms for link in links) <= 0.05
 
     # Coordinates: the distance between any two daemons' coordinates is near the truth.
     rel = [e.rel for e in accuracy.coordinate_errors(views, hubei.model)]

@@ -326,3 +326,36 @@ async def test_closing_the_wan_breaks_its_streams() -> None:
 def test_the_own_site_must_be_in_the_topology() -> None:
     with pytest.raises(ValueError, match="'nowhere' is not a site of topology 'link'"):
         WanDelay(link_model(), "nowhere", random.Random(1))
+
+
+def _received(wan: WanDelay, data: bytes, arrived: float) -> list[tuple[bytes, float]]:
+    """What receive_datagram delivers at once for `data` from site a (everything here is due)."""
+    got: list[tuple[bytes, float]] = []
+    wan.receive_datagram(data, (HOST_A, 7946), arrived, lambda d, _addr, at: got.append((d, at)))
+    return got
+
+
+def test_a_stamped_datagram_arrives_its_delay_after_it_was_sent_not_after_the_kernel_saw_it() -> (
+    None
+):
+    wan = WanDelay(link_model(one_way_ms=5.0), "b", random.Random(1))
+    sent_at = time.monotonic() - 1.0
+    kernel_saw_it = sent_at + 0.0004  # the sender's syscall and the loopback path
+    got = _received(wan, WanDelay.stamp_datagram(b"probe", sent_at), kernel_saw_it)
+    assert got == [(b"probe", pytest.approx(sent_at + 0.005, abs=1e-9))]
+    assert wan.counters.unstamped == 0
+
+
+def test_without_a_usable_stamp_the_kernels_receive_stamp_times_the_datagram() -> None:
+    wan = WanDelay(link_model(one_way_ms=5.0), "b", random.Random(1))
+    arrived = time.monotonic() - 1.0
+    # Sealed gossip starts with its version byte, not the envelope's marker.
+    assert _received(wan, b"\x01sealed", arrived) == [
+        (b"\x01sealed", pytest.approx(arrived + 0.005, abs=1e-9))
+    ]
+    # A send time from another clock (here ahead of ours) is not believed; the envelope goes.
+    future = WanDelay.stamp_datagram(b"\x01sealed", time.monotonic() + 60.0)
+    assert _received(wan, future, arrived) == [
+        (b"\x01sealed", pytest.approx(arrived + 0.005, abs=1e-9))
+    ]
+    assert wan.counters.unstamped == 2
