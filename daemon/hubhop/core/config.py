@@ -23,6 +23,7 @@ import tomllib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from hubhop.core.routing_config import RoutingConfig, parse_routing
 from hubhop.core.toml_table import TomlTable, kind
 
 ROLES = ("edge", "city", "hub")
@@ -203,6 +204,8 @@ class NodeConfig:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     # None: no emulated WAN (the default: a real network brings its own latency).
     wan: WanConfig | None = None
+    # Defaults for requests that give no hints, and what this listener's clients may ask for.
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     backends: tuple[BackendConfig, ...] = ()
 
     def backends_for(self, protocol: str, model: str) -> tuple[BackendConfig, ...]:
@@ -282,6 +285,7 @@ def _build(root: _Table) -> NodeConfig | None:
     gossip = _gossip(root) if root.has("gossip") else None
     latency = _latency(root) if root.has("latency") else LatencyConfig()
     wan = _wan(root) if root.has("wan") else None
+    routing = parse_routing(root.table("routing")) if root.has("routing") else RoutingConfig()
     for section in ("latency", "wan"):
         if root.has(section) and gossip is None:
             root.fault(section, "needs a [gossip] section: it works over the gossip socket")
@@ -300,6 +304,7 @@ def _build(root: _Table) -> NodeConfig | None:
         gossip=gossip,
         latency=latency,
         wan=wan,
+        routing=routing,
         backends=backends,
     )
 

@@ -1,0 +1,137 @@
+"""The `[routing]` config section: what a request gets when its hints say nothing, and what the
+clients of this node's listener may ask for.
+
+Rules:
+- The section is optional; without it every setting takes its default (each with its reason
+  beside it). It may be changed by a reload: it steers requests, it holds no socket.
+- `allowed_lanes` and `allowed_tiers` cap what clients may claim, so an operator can keep the
+  emergency lane for the apps that need it. They are kept in the canonical order of
+  hubhop.core.tiers, repeats dropped. The default lane and tier must be among them.
+- Weights and delays are finite numbers of milliseconds: an infinite weight would make every
+  candidate cost the same (infinity) and decide nothing.
+- Faults are collected on the table like every other section's (hubhop.core.config); this module
+  receives the table, so it needs no import of config.py (which imports it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from hubhop.core.tiers import LANES, TIERS
+
+# What happens when no candidate fits the asked tier: `next` tries the next wider tier, `any`
+# takes the best candidate wherever it is, `none` refuses the request.
+SPILLS: tuple[str, ...] = ("next", "any", "none")
+# Re-route attempts are bounded: each one costs the client a round trip, and ten busy nodes in a
+# row means the whole region is saturated, which more tries will not fix.
+MAX_TRIES_RANGE = (1, 10)
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    # Most traffic is ordinary inference; a request must say so to jump queues or to wait.
+    lane: str = "standard"
+    # "any" still prefers the nearest node (the scorer minimises expected latency); it only
+    # means no candidate is ruled out for distance.
+    tier: str = "any"
+    # Nothing fits the tier: trying the next wider tier keeps the answer as near as possible
+    # rather than failing a request a slightly farther node could serve.
+    spill: str = "next"
+    # Every lane and tier by default: a node trusts its own apps until the operator says not.
+    allowed_lanes: tuple[str, ...] = LANES
+    allowed_tiers: tuple[str, ...] = TIERS
+    # A serving node that answers 429/503 or cannot be reached before the first byte is
+    # skipped and the request re-routed, up to this many attempts in all: three rides out one
+    # busy node and one stale table entry without making a client wait on a saturated region.
+    max_tries: int = 3
+    # Milliseconds of expected latency one unit of price costs in the ranking. 0: price never
+    # steers, it only bounds (through a request's budget).
+    price_weight_ms: float = 0.0
+    # Batch lane only: a backend with no green power costs this many ms in the ranking. Batch
+    # jobs run for minutes, so 20 ms is nothing to them but decides between otherwise equal
+    # nodes.
+    batch_green_weight_ms: float = 20.0
+    # Emergency hedging: after this delay without an answer, a second node is asked too.
+    # None: derived from the request's expected latency when the request is routed.
+    hedge_delay_ms: float | None = None
+
+
+class SectionReader(Protocol):
+    """The getters parse_routing uses: hubhop.core.config's table reader has them."""
+
+    @property
+    def fault_count(self) -> int: ...
+
+    def has(self, key: str) -> bool: ...
+
+    def fault(self, key: str, message: str) -> None: ...
+
+    def choice(
+        self, key: str, allowed: tuple[str, ...], default: str = "", *, required: bool = False
+    ) -> str: ...
+
+    def choices(self, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]: ...
+
+    def integer(self, key: str, default: int, *, lo: int, hi: int) -> int: ...
+
+    def number(self, key: str, default: float, *, lo: float, hi: float) -> float: ...
+
+    def finish(self) -> None: ...
+
+
+def parse_routing(t: SectionReader) -> RoutingConfig:
+    """Read the `[routing]` table, recording every fault on it; defaults where a key is absent."""
+    d = RoutingConfig()
+    allowed_lanes = _allowed(t, "allowed_lanes", LANES)
+    allowed_tiers = _allowed(t, "allowed_tiers", TIERS)
+    lo, hi = MAX_TRIES_RANGE
+    config = RoutingConfig(
+        lane=_default_choice(t, "lane", d.lane, LANES, allowed_lanes),
+        tier=_default_choice(t, "tier", d.tier, TIERS, allowed_tiers),
+        spill=t.choice("spill", SPILLS, default=d.spill),
+        allowed_lanes=allowed_lanes,
+        allowed_tiers=allowed_tiers,
+        max_tries=t.integer("max_tries", d.max_tries, lo=lo, hi=hi),
+        price_weight_ms=_milliseconds(t, "price_weight_ms", d.price_weight_ms),
+        batch_green_weight_ms=_milliseconds(t, "batch_green_weight_ms", d.batch_green_weight_ms),
+        hedge_delay_ms=(
+            _milliseconds(t, "hedge_delay_ms", math.nan, positive=True)
+            if t.has("hedge_delay_ms")
+            else None
+        ),
+    )
+    t.finish()
+    return config
+
+
+def _allowed(t: SectionReader, key: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The allowed subset of `known`, in canonical order; all of it when absent or faulty."""
+    if not t.has(key):
+        return known
+    given = t.choices(key, known)
+    subset = tuple(name for name in known if name in given)
+    return subset or known
+
+
+def _default_choice(
+    t: SectionReader, key: str, default: str, known: tuple[str, ...], allowed: tuple[str, ...]
+) -> str:
+    value = t.choice(key, known, default=default)
+    if value in known and value not in allowed:
+        said = "" if t.has(key) else "the default "
+        t.fault(key, f"{said}{value!r} is not among allowed_{key}s ({', '.join(allowed)})")
+    return value
+
+
+def _milliseconds(t: SectionReader, key: str, default: float, *, positive: bool = False) -> float:
+    """A finite number of ms, >= 0 (or > 0 when `positive`)."""
+    before = t.fault_count
+    value = t.number(key, default, lo=0.0, hi=math.inf)
+    if t.fault_count == before and t.has(key):
+        if not math.isfinite(value):
+            t.fault(key, f"{value} must be a finite number of ms")
+        elif positive and value == 0.0:
+            t.fault(key, "must be above 0 ms")
+    return value
