@@ -1,0 +1,121 @@
+"""The asyncio side of admission: requests wait on futures for the slots `core.admission` hands out.
+
+`async with gate.slot(backend, lane, deadline) as ticket:` holds one slot of the backend for the
+body. The decisions are all the core's; this adapter only carries them out:
+- A request that has to wait awaits a future, resolved when a release, a cancel or an expiry
+  settles its ticket: no polling. One loop timer, armed for the core's `next_deadline()`, calls
+  `expire` when nothing else happens.
+- A refusal, at once or after waiting, raises `Refused` with the status, the Retry-After and a
+  sentence for the client.
+- When the waiting task is cancelled (the client went away) its ticket is cancelled, which
+  frees its place, or its slot when the slot arrived just as the cancellation did.
+- On leaving the body normally the slot is released with the time it was held (monotonic
+  clock), which feeds the service-time estimate; leaving by an exception releases it without a
+  measurement (a failed request says nothing about service time).
+
+Every future it keeps belongs to a queued ticket, so they are as bounded as the core's queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+
+from hubhop.core.admission import Admission, Ticket, TicketState
+
+
+class Refused(Exception):
+    """Admission refused the request: answer `status` with `Retry-After: retry_after_s`."""
+
+    def __init__(self, status: int, retry_after_s: int, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.reason = reason
+        self.detail = detail or reason
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> Refused:
+        return cls(ticket.status, ticket.retry_after_s, ticket.reason, ticket.detail)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class AdmissionGate:
+    """Waits for, holds and gives back the slots of one `Admission`, on the running loop."""
+
+    def __init__(self, admission: Admission, clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` must be the clock the deadlines given to `slot` are read on."""
+        self.admission = admission
+        self._clock = clock
+        self._waiters: dict[int, asyncio.Future[Ticket]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    @asynccontextmanager
+    async def slot(
+        self, backend: str, lane: str, deadline: float | None = None
+    ) -> AsyncIterator[Ticket]:
+        """Hold one slot of `backend` for the body; raises Refused when refused or timed out."""
+        ticket = await self._acquire(backend, lane, deadline)
+        started = self._clock()
+        try:
+            yield ticket
+        except BaseException:
+            self._settle(self.admission.release(ticket, self._clock()))
+            raise
+        now = self._clock()
+        self._settle(self.admission.release(ticket, now, now - started))
+
+    def close(self) -> None:
+        """Stop the expiry timer (the loop is going away)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+    async def _acquire(self, backend: str, lane: str, deadline: float | None) -> Ticket:
+        ticket, settled = self.admission.offer(backend, lane, self._clock(), deadline)
+        self._settle(settled)
+        if ticket.state is TicketState.QUEUED:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters[ticket.id] = waiter
+            self._arm()
+            try:
+                ticket = await waiter
+            except asyncio.CancelledError:
+                self._waiters.pop(ticket.id, None)
+                # Frees the place, or the slot if it was handed over as we were cancelled.
+                self._settle(self.admission.cancel(ticket, self._clock()))
+                raise
+        if ticket.state is TicketState.REFUSED:
+            raise Refused.of(ticket)
+        return ticket
+
+    def _settle(self, tickets: Iterable[Ticket]) -> None:
+        """Hand each settled ticket to its waiter, then re-arm the timer."""
+        for ticket in tickets:
+            waiter = self._waiters.pop(ticket.id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(ticket)
+            # A waiter already cancelled cancels its ticket itself, in `_acquire`.
+        self._arm()
+
+    def _arm(self) -> None:
+        at = self.admission.next_deadline()
+        if at == self._timer_at:
+            return
+        self.close()
+        if at is not None:
+            delay = max(0.0, at - self._clock())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer, at)
+            self._timer_at = at
+
+    def _on_timer(self, at: float) -> None:
+        self._timer = self._timer_at = None
+        # A loop timer may fire a hair early (loop clock resolution): the moment it was armed
+        # for has come, so expire as of then rather than re-arm for a sliver.
+        self._settle(self.admission.expire(max(self._clock(), at)))
