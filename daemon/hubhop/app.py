@@ -31,12 +31,15 @@ from typing import Any
 
 from aiohttp import web
 
+from hubhop.core.admission import Admission
 from hubhop.core.config import ConfigError, NodeConfig
 from hubhop.io import loop as event_loop
+from hubhop.io.admission_gate import AdmissionGate
 from hubhop.io.backend_proxy import BackendPool
 from hubhop.io.config_file import load_config
 from hubhop.io.gossip_service import GossipService
 from hubhop.io.local_endpoint import EndpointState, build_endpoint_app
+from hubhop.io.request_router import Cluster
 from hubhop.io.sd_notify import SdNotifier, watchdog_loop
 from hubhop.scoring.scorer import Scorer
 
@@ -81,16 +84,15 @@ class Node:
 
     def __post_init__(self) -> None:
         self.state = EndpointState(self.config)
+        self.state.gate = AdmissionGate(Admission.for_backends(self.config.backends))
         self.pool = BackendPool(self.config.http)
         self.scorer = Scorer(self.config.node.name)
 
     def sample_load(self) -> dict[str, tuple[float, tuple[float, float, float], float]]:
-        """Live load per backend for this node's record: busy slots as this node counts them.
-
-        Queues and service-time estimates are zero until admission control measures them.
-        """
-        return {b.name: (float(self.pool.in_flight[b.name]), (0.0, 0.0, 0.0), 0.0)
-                for b in self.config.backends}  # fmt: skip
+        """Live load per backend for this node's record, as admission counts it: busy slots,
+        waiting requests per lane, the measured service time."""
+        assert self.state.gate is not None
+        return self.state.gate.admission.load()
 
     @property
     def url(self) -> str:
@@ -118,6 +120,10 @@ class Node:
             self.state.peers = self.gossip.peers
             self.state.probe_status = self.gossip.probe_status
             self.state.rtt = self.gossip.rtt_json
+            gossip = self.gossip
+            self.state.cluster = Cluster(
+                self.scorer, gossip.peer_url, gossip.is_member_host, lambda: gossip.wan
+            )
         interval = self.notifier.watchdog_interval_s()
         if interval is not None:
             self._spawn(watchdog_loop(self.notifier, interval))
@@ -155,6 +161,9 @@ class Node:
                 log.error("reload refused, keeping the running config: %s", fault)
             self.notifier.ready("reload refused; running config kept (see log)")
             return False
+        if new.backends != self.config.backends:
+            # Requests holding slots finish on the old gate; new ones queue on the new one.
+            self.state.gate = AdmissionGate(Admission.for_backends(new.backends))
         self.config = new
         self.state.config = new
         if self.gossip is not None:
@@ -168,6 +177,8 @@ class Node:
         grace = self.config.lifecycle.drain_grace_s
         self.notifier.stopping()
         self.state.draining = True
+        if self.state.gate is not None:
+            self.state.gate.admission.set_draining(True)
         log.info("draining: in-flight requests get up to %.1f s", grace)
         if self.gossip is not None:
             await self.gossip.stop()  # peers learn at once that this node is leaving

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -76,21 +77,70 @@ class LimitedBody:
             yield chunk
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """Where a request goes next: one of this node's backends, or a peer daemon (`peer`)."""
+
+    name: str  # the backend's name, or the peer node's
+    url: str  # base URL, no trailing slash
+    peer: bool = False
+
+
+# Set by a daemon on an answer that refused a forwarded request before any work was done on it
+# (admission full, draining, no such backend): the entry daemon may send it elsewhere.
+REFUSED_HEADER = "x-hubhop-refused"
+
+
+class UpstreamRefused(Exception):
+    """A peer refused the request before doing any work (REFUSED_HEADER), before anything was
+    written to the client: the caller may re-route it."""
+
+    def __init__(self, upstream: Upstream, status: int, reason: str, retry_after: str | None):
+        super().__init__(f"{upstream.name} refused: {status} {reason}")
+        self.upstream = upstream
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class UpstreamUnreachable(ApiError):
+    """No connection to the upstream: nothing was sent, so the caller may re-route."""
+
+    def __init__(self, upstream: Upstream, error: object) -> None:
+        what = "node" if upstream.peer else "backend"
+        super().__init__(
+            503, f"{what} {upstream.name} is unreachable: {error}", "backend_unavailable"
+        )
+        self.upstream = upstream
+
+
 class BackendPool:
-    """Pooled connections to this node's backends, and how many requests each has in flight."""
+    """Pooled connections to this node's backends and to peer daemons, and how many requests
+    each backend has in flight."""
 
     def __init__(self, settings: HttpSettings) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._peer_session: aiohttp.ClientSession | None = None
         self.in_flight: Counter[str] = Counter()
 
     async def start(self) -> None:
+        self._session = self._new_session(None)
+        # Peers take a forwarded request only from an address a member's record names: ours is
+        # the listen address, so connections to peers leave from it (a wildcard listen leaves
+        # the choice to the kernel).
+        host = self._settings.listen.host
+        wildcard = host in ("0.0.0.0", "::", "")
+        self._peer_session = self._new_session(None if wildcard else (host, 0))
+
+    def _new_session(self, local_addr: tuple[str, int] | None) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=0,  # no global cap: the per-backend cap below is the one that means something
             limit_per_host=self._settings.max_connections_per_backend,
             enable_cleanup_closed=True,
+            local_addr=local_addr,
         )
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
             timeout=aiohttp.ClientTimeout(
@@ -100,32 +150,51 @@ class BackendPool:
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._peer_session):
+            if session is not None:
+                await session.close()
+        self._session = self._peer_session = None
 
     async def forward(
         self,
         request: web.Request,
-        backend: BackendConfig,
+        backend: BackendConfig | Upstream,
         body: bytes | LimitedBody | None,
         extra_headers: dict[str, str],
         route_ms: float,
+        *,
+        request_headers: list[tuple[str, str]] | None = None,
+        timing: Callable[[float, float, str | None], str] | None = None,
+        before_answer: Callable[[], Awaitable[None]] | None = None,
     ) -> web.StreamResponse:
         """Send `request` (with `body`) to `backend` and stream the answer back to the client.
 
-        `route_ms`, the time spent choosing the backend, is reported in `server-timing`.
+        `route_ms`, the time spent choosing the backend, is reported in `server-timing`, or
+        what `timing(route_ms, upstream_ms, upstream's server-timing)` makes of it.
+        `request_headers` go upstream in place of the client's own `x-hubhop-*` headers.
+        `before_answer` is awaited once the upstream's answer head is in, before anything is
+        written to the client (the emulated WAN's way back). A peer's refusal
+        (REFUSED_HEADER) raises UpstreamRefused; no connection raises UpstreamUnreachable.
         """
-        assert self._session is not None, "BackendPool.start() was not awaited"
-        url = backend.url + request.rel_url.raw_path_qs
+        session = (
+            self._peer_session if isinstance(backend, Upstream) and backend.peer else self._session
+        )
+        assert session is not None, "BackendPool.start() was not awaited"
+        upstream_of = (
+            backend if isinstance(backend, Upstream) else Upstream(backend.name, backend.url)
+        )
+        url = upstream_of.url + request.rel_url.raw_path_qs
+        replace_hubhop = request_headers is not None
         headers = [
             (name, value)
             for name, value in end_to_end(
                 request.headers.items(), request.headers.getall("Connection", [])
             )
             if name.lower() != "x-request-id"
+            and not (replace_hubhop and name.lower().startswith("x-hubhop-"))
         ]
         headers.append(("x-request-id", extra_headers["x-request-id"]))
+        headers.extend(request_headers or ())
         if isinstance(body, LimitedBody) and request.content_length is not None:
             # A known length is passed on rather than re-framed as chunked: backends check
             # tensor sizes against it before they read.
@@ -134,7 +203,7 @@ class BackendPool:
         response: web.StreamResponse | None = None
         self.in_flight[backend.name] += 1
         try:
-            async with self._session.request(
+            async with session.request(
                 request.method,
                 url,
                 data=body,
@@ -143,12 +212,23 @@ class BackendPool:
                 skip_auto_headers=CLIENT_AUTO_HEADERS,
             ) as upstream:
                 backend_ms = (time.perf_counter() - sent_at) * 1000.0
+                if upstream_of.peer and REFUSED_HEADER in upstream.headers:
+                    raise UpstreamRefused(
+                        upstream_of,
+                        upstream.status,
+                        upstream.headers[REFUSED_HEADER],
+                        upstream.headers.get("Retry-After"),
+                    )
+                if before_answer is not None:
+                    await before_answer()
                 headers_out = CIMultiDict(
                     end_to_end(upstream.headers.items(), upstream.headers.getall("Connection", []))
                 )
                 headers_out.update(extra_headers)
                 headers_out["server-timing"] = (
-                    f"route;dur={route_ms:.3f}, backend;dur={backend_ms:.3f}"
+                    timing(route_ms, backend_ms, upstream.headers.get("server-timing"))
+                    if timing is not None
+                    else f"route;dur={route_ms:.3f}, backend;dur={backend_ms:.3f}"
                 )
                 length = upstream.content_length
                 if length is not None and length <= SMALL_ANSWER_BYTES:
@@ -177,9 +257,7 @@ class BackendPool:
                 return response
             raise
         except aiohttp.ClientConnectorError as exc:
-            raise ApiError(
-                503, f"backend {backend.name} is unreachable: {exc.os_error}", "backend_unavailable"
-            ) from None
+            raise UpstreamUnreachable(upstream_of, exc.os_error) from None
         except TimeoutError:
             if response is not None and response.prepared:
                 raise

@@ -38,7 +38,9 @@ from hubhop.core.vivaldi import Coordinate
 from hubhop.io.config_file import load_keyring
 from hubhop.io.emulated_wan import open_wan
 from hubhop.io.gossip_transport import GossipTransport
+from hubhop.io.wan_delay import WanDelay
 from hubhop.scoring.candidates import BackendLoad
+from hubhop.scoring.route import scoring_model
 from hubhop.scoring.scorer import Scorer
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,21 @@ class GossipService:
         self._down: set[str] = set()
         self.latency: LatencyMonitor | None = None
         self._probe_task: asyncio.Task[None] | None = None
+        # Each record's HTTP host: forwarded requests are taken only from these addresses.
+        self._http_hosts: dict[str, str] = {}
+
+    def peer_url(self, node: str) -> str | None:
+        """Where `node`'s daemon takes requests (its record's HTTP address), None if unknown."""
+        record = self.table.record(node)
+        return None if record is None else f"http://{record.http_addr}"
+
+    def is_member_host(self, host: str) -> bool:
+        """Does a member's record name `host` as its HTTP address?"""
+        return host in self._http_hosts.values()
+
+    @property
+    def wan(self) -> WanDelay | None:
+        return None if self.transport is None else self.transport.wan
 
     async def start(self) -> None:
         self.node = swim.GossipNode(
@@ -306,10 +323,12 @@ class GossipService:
             if isinstance(change, RecordUpdated):
                 self._apply_record(change.record)
             elif isinstance(change, RecordRemoved):
+                self._http_hosts.pop(change.name, None)
                 self.scorer.table.remove_node(change.name)
                 self.scorer.paths.remove_node(change.name)
 
     def _apply_record(self, record: CapacityRecord) -> None:
+        self._http_hosts[record.node] = _host(record.http_addr)
         scorer = self.scorer
         scorer.table.remove_node(record.node)
         alive = record.node not in self._down
@@ -318,7 +337,9 @@ class GossipService:
                 record.node,
                 backend.name,
                 BackendLoad(
-                    models=backend.models,
+                    models=tuple(
+                        scoring_model(p, m) for p in backend.protocols for m in backend.models
+                    ),
                     chip=backend.chip,
                     price=backend.price,
                     green_share=backend.green_share,
@@ -397,3 +418,8 @@ def estimate_json(estimate: Estimate) -> dict[str, Any]:
         "samples": estimate.samples,
         "uncertainty": round(estimate.uncertainty, 4),
     }
+
+
+def _host(addr: str) -> str:
+    """The host of "IP:PORT" or "[IPv6]:PORT"."""
+    return addr.rsplit(":", 1)[0].strip("[]")

@@ -7,6 +7,8 @@ KServe, everything else is answered OpenAI-style.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 # OpenAI's error `type` per status class, as its API reports them.
@@ -31,7 +33,10 @@ def error_response(
     message: str,
     code: str | None = None,
     headers: dict[str, str] | None = None,
+    route: dict[str, Any] | None = None,
 ) -> web.Response:
+    """`route`: the routing decision that led here (a 503 with nothing feasible), shown beside
+    the error under "route" in either style."""
     if is_kserve_path(path):
         body: dict[str, object] = {"error": message}
     else:
@@ -39,14 +44,26 @@ def error_response(
             status, "server_error" if status >= 500 else "invalid_request_error"
         )
         body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    if route is not None:
+        body["route"] = route
     return web.json_response(body, status=status, headers=headers)
 
 
 class ApiError(Exception):
-    """Raised by a handler to answer with a JSON error in the client's style."""
+    """Raised by a handler to answer with a JSON error in the client's style, with `headers`
+    (such as Retry-After) and the `route` decision that explains it, when there is one."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        route: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.headers = headers or {}
+        self.route = route

@@ -30,8 +30,20 @@ from hubhop import __version__
 from hubhop.core.config import NodeConfig
 from hubhop.core.headers import REQUEST_ID_HEADER, valid_request_id
 from hubhop.core.local_choice import pick_backend
+from hubhop.core.routing_hints import HintError, parse_hints, route_ask_from_json
+from hubhop.io.admission_gate import AdmissionGate, Refused
 from hubhop.io.backend_proxy import BODY_CHUNK_BYTES, BackendPool, LimitedBody
 from hubhop.io.http_errors import ApiError, error_response
+from hubhop.io.request_router import (
+    TARGET_HEADER,
+    Cluster,
+    Served,
+    refusal_error,
+    route_request,
+    serve_forwarded,
+    serve_here,
+)
+from hubhop.scoring.route import decide_route, route_json
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,10 @@ class EndpointState:
     peers: Callable[[], list[dict[str, Any]]] | None = None
     probe_status: Callable[[], dict[str, Any]] | None = None
     rtt: Callable[[str, str], dict[str, Any] | None] | None = None
+    # Set when the node gossips: what carrying requests to other nodes needs.
+    cluster: Cluster | None = None
+    # Admission to this node's backends; the app sets it before serving.
+    gate: AdmissionGate | None = None
 
 
 STATE_KEY = web.AppKey("hubhop_state", EndpointState)
@@ -70,7 +86,8 @@ async def errors_and_request_ids(request: web.Request, handler: Handler) -> web.
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(request.path, exc.status, exc.message, exc.code, headers)
+        headers.update(exc.headers)
+        return error_response(request.path, exc.status, exc.message, exc.code, headers, exc.route)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -131,12 +148,46 @@ async def openai_inference(request: web.Request) -> web.StreamResponse:
     model = document.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "the request needs a 'model' string", "missing_model")
+    return await _inference(request, OPENAI, model, body, started)
+
+
+async def _inference(
+    request: web.Request, protocol: str, model: str, body: bytes | LimitedBody, started: float
+) -> web.StreamResponse:
+    """An inference call: served here, or carried to the node its routing decision picks."""
+    state = _state(request)
     pool = request.app[POOL_KEY]
-    backend = pick_backend(config.backends_for(OPENAI, model), pool.in_flight)
+    assert state.gate is not None, "the app sets the admission gate before serving"
+
+    def served_by(backend_name: str) -> dict[str, str]:
+        return _served_by(request, backend_name)
+
+    if TARGET_HEADER in request.headers:
+        return await serve_forwarded(
+            request, state.config, state.cluster, pool, state.gate, body, started, served_by
+        )
+    if state.cluster is not None:
+        return await route_request(
+            request, state.config, state.cluster, pool, state.gate, protocol, model, body,
+            started, served_by,
+        )  # fmt: skip
+    # A node that does not gossip serves from its own backends.
+    try:
+        ask = parse_hints(lambda name: request.headers.get(name), model, state.config.routing)
+    except HintError as exc:
+        raise ApiError(exc.status, str(exc), "invalid_hint") from None
+    backend = pick_backend(state.config.backends_for(protocol, model), pool.in_flight)
     if backend is None:
         raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
+    deadline = None if ask.deadline_ms is None else time.monotonic() + ask.deadline_ms / 1000
     route_ms = (time.perf_counter() - started) * 1000.0
-    return await pool.forward(request, backend, body, _served_by(request, backend.name), route_ms)
+    try:
+        return await serve_here(
+            request, state.config, pool, state.gate, backend.name, ask.lane, deadline, body,
+            route_ms, served_by, Served((state.config.node.name,), None, False), forwarded=True,
+        )  # fmt: skip
+    except Refused as exc:
+        raise refusal_error(exc) from None
 
 
 async def openai_models(request: web.Request) -> web.Response:
@@ -192,17 +243,20 @@ async def kserve_model(request: web.Request) -> web.StreamResponse:
         _refuse_while_draining(request)
     model = request.match_info["model"]
     pool = request.app[POOL_KEY]
-    backend = pick_backend(config.backends_for(KSERVE, model), pool.in_flight)
-    if backend is None:
-        raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
-    body = None
     if is_infer:
         limit = config.http.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(
                 413, f"request body is over the limit of {limit} bytes", "request_too_large"
             )
-        body = LimitedBody(request.content, limit)
+        return await _inference(
+            request, KSERVE, model, LimitedBody(request.content, limit), started
+        )
+    # Metadata and readiness: from a backend of this node that serves the model.
+    backend = pick_backend(config.backends_for(KSERVE, model), pool.in_flight)
+    if backend is None:
+        raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
+    body = None
     route_ms = (time.perf_counter() - started) * 1000.0
     return await pool.forward(request, backend, body, _served_by(request, backend.name), route_ms)
 
@@ -261,6 +315,32 @@ async def hubhop_rtt(request: web.Request) -> web.Response:
     return web.json_response(body, headers=headers)
 
 
+async def hubhop_route(request: web.Request) -> web.Response:
+    """POST /hubhop/v1/route: the routing decision alone, for clients that call the backend
+    themselves. The body names the model and the hints as JSON fields (`protocol`: openai, the
+    default, or kserve_v2)."""
+    state = _state(request)
+    _, document = await _read_json_body(request, state.config.http.max_json_body_bytes)
+    protocol = document.pop("protocol", OPENAI)
+    if protocol not in (OPENAI, KSERVE):
+        raise ApiError(400, f"protocol: {protocol!r} is not openai or kserve_v2", "invalid_hint")
+    try:
+        ask = route_ask_from_json(document, state.config.routing)
+    except HintError as exc:
+        raise ApiError(exc.status, str(exc), "invalid_hint") from None
+    if state.cluster is None:
+        raise ApiError(503, "this node does not gossip: it knows no other node", "no_gossip")
+    route = decide_route(state.cluster.scorer, ask, protocol)
+    body = route_json(route)
+    peer_url = state.cluster.peer_url
+    if route.chosen is not None:
+        body["chosen"]["url"] = peer_url(route.chosen.node)
+    return web.json_response(
+        {"node": state.config.node.name, **body},
+        headers={REQUEST_ID_HEADER: request[REQUEST_ID]},
+    )
+
+
 def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Application:
     app = web.Application(middlewares=[errors_and_request_ids])
     app[STATE_KEY] = state
@@ -273,6 +353,7 @@ def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Applicati
     app.router.add_get("/hubhop/v1/members", hubhop_members)
     app.router.add_get("/hubhop/v1/peers", hubhop_peers)
     app.router.add_get("/hubhop/v1/rtt", hubhop_rtt)
+    app.router.add_post("/hubhop/v1/route", hubhop_route)
     app.router.add_get("/v2", kserve_server_metadata)
     app.router.add_get("/v2/health/live", kserve_live)
     app.router.add_get("/v2/health/ready", kserve_ready)

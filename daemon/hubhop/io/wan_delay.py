@@ -331,6 +331,25 @@ class WanDelay:
             dst_host = str(peer[0]) if peer else ""
         return DelayedStreamWriter(self, writer, dst_host)
 
+    async def hold(self, dst_host: str) -> None:
+        """Wait out the one-way delay to `dst_host`: a data-plane hop to a peer daemon holds its
+        request this long before sending it, and the answer's head as long on its way back.
+        ConnectionResetError across an emulated partition."""
+        delay = self.delay_s(dst_host, lossy=False)
+        if delay is None:
+            self.counters.dropped_partition += 1
+            raise ConnectionResetError(f"cut by an emulated partition from {dst_host}")
+        if delay <= 0.0 or self._closed:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self._get_schedule().at(time.monotonic() + delay, wake)
+        await done
+
     # Lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
