@@ -128,3 +128,28 @@ def quantile(values: Sequence[float], q: float) -> float | None:
     lo = int(position)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (position - lo)
+
+
+NO_MATPLOTLIB = "matplotlib is not installed (pip install matplotlib); no PNG written"
+
+
+def pyplot() -> Any | None:
+    """matplotlib.pyplot on the Agg backend (no display on a benchmark box), or None where
+    matplotlib is not installed: plots are optional, the JSON and tables are the result."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save_figure(plt: Any, figure: Any, path: Path, title: str, fontsize: int = 9) -> None:
+    """Title, lay out and write `figure` as a PNG at `path`, then free it."""
+    figure.suptitle(title, fontsize=fontsize)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

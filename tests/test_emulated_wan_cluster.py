@@ -55,12 +55,9 @@ def two_site_topology(tmp_path: Path, one_way_ms: float) -> Path:
 
 @pytest.fixture
 def link(tmp_path: Path) -> Iterator[WanCluster]:
-    cluster = WanCluster(tmp_path, two_site_topology(tmp_path, 5.0), ["link-a", "link-b"])
-    try:
+    with WanCluster(tmp_path, two_site_topology(tmp_path, 5.0), ["link-a", "link-b"]) as cluster:
         cluster.start_all()
         yield cluster
-    finally:
-        cluster.stop_all()
 
 
 @pytest.mark.slow
@@ -83,12 +80,9 @@ def test_an_emulated_link_between_two_daemons_measures_its_configured_round_trip
 @pytest.fixture
 def hubei(tmp_path: Path) -> Iterator[WanCluster]:
     topology = localise_topology(tmp_path, "127.0.47")
-    cluster = WanCluster(tmp_path, topology, SITES, HUBS)
-    try:
+    with WanCluster(tmp_path, topology, SITES, HUBS) as cluster:
         cluster.start_all()
         yield cluster
-    finally:
-        cluster.stop_all()
 
 
 @pytest.mark.slow

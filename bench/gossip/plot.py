@@ -15,19 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench._report import NO_MATPLOTLIB, pyplot, save_figure
+
 COLORS = {"hubhop": "#1f77b4", "serf": "#d62728"}
 STYLES = ["-", "--", ":"]
 
 
 def plot(results: dict[str, Any], sizes: list[int], title: str, path: Path) -> str | None:
     """Write the PNG; returns None, or why it was skipped."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display on a benchmark box
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed (pip install matplotlib); no PNG written"
+    plt = pyplot()
+    if plt is None:
+        return NO_MATPLOTLIB
 
     figure, axes = plt.subplots(2, 2, figsize=(13, 9))
     systems = [s for s in ("hubhop", "serf") if results.get(s)]
@@ -102,9 +100,5 @@ def plot(results: dict[str, Any], sizes: list[int], title: str, path: Path) -> s
     ax.set_title("simulator: spread against N")
     ax.grid(alpha=0.3)
 
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(plt, figure, path, title, fontsize=10)
     return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench._report import NO_MATPLOTLIB, pyplot, save_figure
 from bench.kernels.summary import DECIDE_IMPLS, IMPL_TITLES, PATHS_IMPLS, fmt
 
 COLORS = {"numba": "#1f77b4", "numpy_ref": "#ff7f0e", "python_loop": "#2ca02c"}
@@ -29,13 +30,9 @@ def plot(
     path: Path,
 ) -> str | None:
     """Write the PNG; returns None, or why it was skipped."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display on a benchmark box
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed (pip install matplotlib); no PNG written"
+    plt = pyplot()
+    if plt is None:
+        return NO_MATPLOTLIB
 
     figure, axes = plt.subplots(1, 3, figsize=(17, 5.8), width_ratios=(1.2, 1.0, 0.8))
     _lines(axes[0], results["decide"], DECIDE_IMPLS, "µs")
@@ -64,11 +61,7 @@ def plot(
     axes[1].legend(fontsize=8, loc="upper left")
 
     _cold(axes[2], cold)
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(plt, figure, path, title)
     return None
 
 

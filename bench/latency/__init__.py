@@ -60,9 +60,9 @@ def _say(line: str) -> None:
 
 def _run_daemons(plan: Plan, workdir: Path) -> dict[str, Any]:
     topology = localise_topology(workdir, NET)
-    cluster = WanCluster(workdir, topology, list(plan.sites), [h for h in HUBS if h in plan.sites])
+    hubs = [h for h in HUBS if h in plan.sites]
     first = [s for s in plan.sites if s != JOINER]
-    try:
+    with WanCluster(workdir, topology, list(plan.sites), hubs) as cluster:
         _say(f"starting {len(first)} daemons")
         t0 = time.monotonic()
         cluster.start_all(first)
@@ -80,8 +80,6 @@ def _run_daemons(plan: Plan, workdir: Path) -> dict[str, Any]:
             "judged": judged,
             "join": join,
         }
-    finally:
-        cluster.stop_all()  # each daemon's log stays beside its config in the work directory
 
 
 def _simulate(plan: Plan, seed: int, out_dir: Path) -> dict[str, Any]:

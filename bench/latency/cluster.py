@@ -138,3 +138,11 @@ class WanCluster:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda p: p.stop(), self.procs.values()))
         self.procs.clear()
+
+    def __enter__(self) -> WanCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Whatever happened, every daemon started is stopped (each log stays beside its
+        config in the work directory)."""
+        self.stop_all()

@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench._report import NO_MATPLOTLIB, pyplot, save_figure
+
 
 def _cdf(ax: Any, values: list[float], label: str) -> None:
     ordered = sorted(values)
@@ -23,13 +25,9 @@ def _cdf(ax: Any, values: list[float], label: str) -> None:
 
 def plot(daemons: dict[str, Any], title: str, path: Path) -> str | None:
     """Write the PNG; returns None, or why it was skipped."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display on a benchmark box
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed; no PNG written"
+    plt = pyplot()
+    if plt is None:
+        return NO_MATPLOTLIB
     scatter = daemons.get("judged", {}).get("scatter", {})
     probes = scatter.get("probes", [])
     vivaldi = scatter.get("vivaldi", [])
@@ -64,9 +62,5 @@ def plot(daemons: dict[str, Any], title: str, path: Path) -> str | None:
         ax.set_ylabel(f"{what} (ms)")
         ax.set_title(f"{what} against the truth")
 
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(plt, figure, path, title)
     return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench._report import NO_MATPLOTLIB, pyplot, save_figure
 from bench.proxy_overhead.summary import CDF_PERCENTILES, DIRECT
 from bench.proxy_overhead.workloads import WORKLOADS
 
@@ -22,14 +23,10 @@ COLORS = {"direct": "#4d4d4d", "hubhop": "#1f77b4", "haproxy": "#d62728"}
 
 def plot(results: dict[str, Any], title: str, path: Path) -> str | None:
     """Write the PNG; returns None, or why it was skipped."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display on a benchmark box
-        import matplotlib.pyplot as plt
-        from matplotlib import ticker
-    except ImportError:
-        return "matplotlib is not installed (pip install matplotlib); no PNG written"
+    plt = pyplot()
+    if plt is None:
+        return NO_MATPLOTLIB
+    from matplotlib import ticker
 
     figure, axes = plt.subplots(2, 2, figsize=(13, 9))
     latency = [w for w in WORKLOADS if w.kind == "latency"]
@@ -54,11 +51,7 @@ def plot(results: dict[str, Any], title: str, path: Path) -> str | None:
 
     _added_bars(axes[1][0], results)
     _throughput_bars(axes[1][1], results)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(plt, figure, path, title, fontsize=10)
     return None
 
 

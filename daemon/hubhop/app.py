@@ -122,7 +122,7 @@ class Node:
             self.state.rtt = self.gossip.rtt_json
             gossip = self.gossip
             self.state.cluster = Cluster(
-                self.scorer, gossip.peer_url, gossip.is_member_host, lambda: gossip.wan
+                self.scorer, gossip.peer_addr, gossip.is_member_host, lambda: gossip.wan
             )
         interval = self.notifier.watchdog_interval_s()
         if interval is not None:

@@ -451,6 +451,11 @@ def _address(obj: object, where: str) -> str:
     return text
 
 
+def host_of(addr: str) -> str:
+    """The IP of an "IP:PORT" or "[IPv6]:PORT" address (as records carry them)."""
+    return addr.rpartition(":")[0].strip("[]")
+
+
 def _integer(obj: object, where: str, lo: int, hi: int) -> int:
     if isinstance(obj, bool) or not isinstance(obj, int):
         raise RecordError(f"{where} must be an integer, got {_kind(obj)}")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from hubhop.core import swim
-from hubhop.core.capacity import CapacityRecord, encode_record, record_from_config
+from hubhop.core.capacity import CapacityRecord, encode_record, host_of, record_from_config
 from hubhop.core.capacity_table import CapacityTable, RecordRemoved, RecordUpdated
 from hubhop.core.config import NodeConfig
 from hubhop.core.latency_monitor import Estimate, LatencyMonitor, ProbeSettings, to_wire
@@ -99,10 +99,10 @@ class GossipService:
         # Each record's HTTP host: forwarded requests are taken only from these addresses.
         self._http_hosts: dict[str, str] = {}
 
-    def peer_url(self, node: str) -> str | None:
-        """Where `node`'s daemon takes requests (its record's HTTP address), None if unknown."""
+    def peer_addr(self, node: str) -> str | None:
+        """Where `node`'s daemon takes requests ("IP:PORT", its record's), None if unknown."""
         record = self.table.record(node)
-        return None if record is None else f"http://{record.http_addr}"
+        return None if record is None else record.http_addr
 
     def is_member_host(self, host: str) -> bool:
         """Does a member's record name `host` as its HTTP address?"""
@@ -328,7 +328,7 @@ class GossipService:
                 self.scorer.paths.remove_node(change.name)
 
     def _apply_record(self, record: CapacityRecord) -> None:
-        self._http_hosts[record.node] = _host(record.http_addr)
+        self._http_hosts[record.node] = host_of(record.http_addr)
         scorer = self.scorer
         scorer.table.remove_node(record.node)
         alive = record.node not in self._down
@@ -418,8 +418,3 @@ def estimate_json(estimate: Estimate) -> dict[str, Any]:
         "samples": estimate.samples,
         "uncertainty": round(estimate.uncertainty, 4),
     }
-
-
-def _host(addr: str) -> str:
-    """The host of "IP:PORT" or "[IPv6]:PORT"."""
-    return addr.rsplit(":", 1)[0].strip("[]")

@@ -30,18 +30,17 @@ from hubhop import __version__
 from hubhop.core.config import NodeConfig
 from hubhop.core.headers import REQUEST_ID_HEADER, valid_request_id
 from hubhop.core.local_choice import pick_backend
-from hubhop.core.routing_hints import HintError, parse_hints, route_ask_from_json
-from hubhop.io.admission_gate import AdmissionGate, Refused
+from hubhop.core.routing_hints import HintError, route_ask_from_json
+from hubhop.io.admission_gate import AdmissionGate
 from hubhop.io.backend_proxy import BODY_CHUNK_BYTES, BackendPool, LimitedBody
 from hubhop.io.http_errors import ApiError, error_response
 from hubhop.io.request_router import (
     TARGET_HEADER,
+    Call,
     Cluster,
-    Served,
-    refusal_error,
     route_request,
     serve_forwarded,
-    serve_here,
+    served_headers,
 )
 from hubhop.scoring.route import decide_route, route_json
 
@@ -113,11 +112,7 @@ def _refuse_while_draining(request: web.Request) -> None:
 
 
 def _served_by(request: web.Request, backend_name: str) -> dict[str, str]:
-    return {
-        REQUEST_ID_HEADER: request[REQUEST_ID],
-        "x-hubhop-node": _state(request).config.node.name,
-        "x-hubhop-backend": backend_name,
-    }
+    return served_headers(request[REQUEST_ID], _state(request).config.node.name, backend_name)
 
 
 async def _read_json_body(request: web.Request, limit: int) -> tuple[bytes, dict[str, Any]]:
@@ -156,38 +151,14 @@ async def _inference(
 ) -> web.StreamResponse:
     """An inference call: served here, or carried to the node its routing decision picks."""
     state = _state(request)
-    pool = request.app[POOL_KEY]
     assert state.gate is not None, "the app sets the admission gate before serving"
-
-    def served_by(backend_name: str) -> dict[str, str]:
-        return _served_by(request, backend_name)
-
+    call = Call(
+        request, request[REQUEST_ID], state.config, request.app[POOL_KEY], state.gate, body,
+        started,
+    )  # fmt: skip
     if TARGET_HEADER in request.headers:
-        return await serve_forwarded(
-            request, state.config, state.cluster, pool, state.gate, body, started, served_by
-        )
-    if state.cluster is not None:
-        return await route_request(
-            request, state.config, state.cluster, pool, state.gate, protocol, model, body,
-            started, served_by,
-        )  # fmt: skip
-    # A node that does not gossip serves from its own backends.
-    try:
-        ask = parse_hints(lambda name: request.headers.get(name), model, state.config.routing)
-    except HintError as exc:
-        raise ApiError(exc.status, str(exc), "invalid_hint") from None
-    backend = pick_backend(state.config.backends_for(protocol, model), pool.in_flight)
-    if backend is None:
-        raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
-    deadline = None if ask.deadline_ms is None else time.monotonic() + ask.deadline_ms / 1000
-    route_ms = (time.perf_counter() - started) * 1000.0
-    try:
-        return await serve_here(
-            request, state.config, pool, state.gate, backend.name, ask.lane, deadline, body,
-            route_ms, served_by, Served((state.config.node.name,), None, False), forwarded=True,
-        )  # fmt: skip
-    except Refused as exc:
-        raise refusal_error(exc) from None
+        return await serve_forwarded(call, state.cluster)
+    return await route_request(call, state.cluster, protocol, model)
 
 
 async def openai_models(request: web.Request) -> web.Response:

@@ -37,8 +37,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from hubhop.core.config import BackendConfig, NodeConfig
+from hubhop.core.capacity import host_of
+from hubhop.core.config import NodeConfig
 from hubhop.core.headers import REQUEST_ID_HEADER
+from hubhop.core.local_choice import pick_backend
 from hubhop.core.routing_hints import DEADLINE_HEADER, LANE_HEADER, HintError, parse_hints
 from hubhop.io.admission_gate import AdmissionGate, Refused
 from hubhop.io.backend_proxy import (
@@ -51,9 +53,9 @@ from hubhop.io.backend_proxy import (
 )
 from hubhop.io.http_errors import ApiError
 from hubhop.io.wan_delay import WanDelay
+from hubhop.scoring.candidates import CandidateTable
 from hubhop.scoring.route import Route, RowKey, decide_route, no_route_reason, route_json
 from hubhop.scoring.scorer import Scorer
-from hubhop_native import columns as col
 
 TARGET_HEADER = "x-hubhop-target"
 HOPS_HEADER = "x-hubhop-hops"
@@ -71,41 +73,68 @@ class Cluster:
     """What the router needs of the gossiping node; None in EndpointState when it does not."""
 
     scorer: Scorer
-    peer_url: Callable[[str], str | None]  # node -> "http://host:port", None when unknown
+    peer_addr: Callable[[str], str | None]  # node -> "IP:PORT" of its daemon, None if unknown
     is_member_host: Callable[[str], bool]  # does a member's record name this address?
     wan: Callable[[], WanDelay | None]
+
+    def peer_url(self, node: str) -> str | None:
+        addr = self.peer_addr(node)
+        return None if addr is None else f"http://{addr}"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One inference call as it passes through this daemon."""
+
+    request: web.Request
+    request_id: str
+    config: NodeConfig
+    pool: BackendPool
+    gate: AdmissionGate
+    body: Body
+    started: float  # time.perf_counter() when it arrived
+
+    def route_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
 
 
 @dataclass(frozen=True)
 class Served:
-    """Where the answer comes from, for its headers."""
+    """Where the answer comes from, for the entry's answer headers."""
 
     path: tuple[str, ...]
     tier: str | None
     spilled: bool
 
 
+def served_headers(request_id: str, node: str, backend: str) -> dict[str, str]:
+    """The headers of an answer served by `backend` of `node`."""
+    return {REQUEST_ID_HEADER: request_id, "x-hubhop-node": node, "x-hubhop-backend": backend}
+
+
 async def route_request(
-    request: web.Request,
-    config: NodeConfig,
-    cluster: Cluster,
-    pool: BackendPool,
-    gate: AdmissionGate,
-    protocol: str,
-    model: str,
-    body: Body,
-    started: float,
-    served_by: Callable[[str], dict[str, str]],
+    call: Call, cluster: Cluster | None, protocol: str, model: str
 ) -> web.StreamResponse:
-    """An app's request, entering the network here."""
+    """An app's request, entering the network here (a node that does not gossip serves it
+    from its own backends)."""
+    config = call.config
     try:
-        ask = parse_hints(lambda name: request.headers.get(name), model, config.routing)
+        ask = parse_hints(lambda name: call.request.headers.get(name), model, config.routing)
     except HintError as exc:
         raise ApiError(exc.status, str(exc), "invalid_hint") from None
     deadline = None if ask.deadline_ms is None else time.monotonic() + ask.deadline_ms / 1000
+    if cluster is None:
+        backend = pick_backend(config.backends_for(protocol, model), call.pool.in_flight)
+        if backend is None:
+            raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
+        try:
+            return await serve_here(call, backend.name, ask.lane, deadline, None)
+        except Refused as exc:
+            raise refusal_error(exc) from None
     me = config.node.name
+    table = cluster.scorer.table
     refused: set[RowKey] = set()
-    resendable = not isinstance(body, LimitedBody)
+    resendable = not isinstance(call.body, LimitedBody)
     last: ApiError | None = None
     for _ in range(config.routing.max_tries):
         route = decide_route(cluster.scorer, ask, protocol, refused)
@@ -116,22 +145,19 @@ async def route_request(
             raise ApiError(503, no_route_reason(route), "no_route", route=route_json(route))
         served = Served(chosen.path, route.tier, route.spilled)
         key = (chosen.node, chosen.backend)
-        route_ms = (time.perf_counter() - started) * 1000.0
         try:
-            with _in_flight(cluster.scorer, key):
+            with _in_flight(table, key):
                 if chosen.node == me:
-                    return await serve_here(
-                        request, config, pool, gate, chosen.backend, ask.lane, deadline, body,
-                        route_ms, served_by, served,
-                    )  # fmt: skip
+                    return await serve_here(call, chosen.backend, ask.lane, deadline, served)
                 return await _to_peer(
-                    request, cluster, pool, chosen.path[1], chosen.node, chosen.backend,
-                    chosen.path[2:], (me,), ask.lane, deadline, body, route_ms, served,
-                    served_by("")[REQUEST_ID_HEADER],
+                    call, cluster, chosen.path[1], key, chosen.path[2:], (me,), ask.lane,
+                    deadline, served,
                 )  # fmt: skip
         except (UpstreamRefused, Refused, UpstreamUnreachable) as exc:
             refused.add(key)
-            _note_full(cluster.scorer, key, exc)
+            row = table.row_of(*key)
+            if row is not None and not isinstance(exc, UpstreamUnreachable):
+                table.mark_full(row)  # membership, not this answer, decides about dead nodes
             last = refusal_error(exc, route)
             if not resendable:
                 raise last from None
@@ -139,22 +165,12 @@ async def route_request(
     raise last
 
 
-async def serve_forwarded(
-    request: web.Request,
-    config: NodeConfig,
-    cluster: Cluster | None,
-    pool: BackendPool,
-    gate: AdmissionGate,
-    body: Body,
-    started: float,
-    served_by: Callable[[str], dict[str, str]],
-) -> web.StreamResponse:
+async def serve_forwarded(call: Call, cluster: Cluster | None) -> web.StreamResponse:
     """A request a peer daemon sent on: serve it here or pass it to the next hop."""
-    remote = request.remote or ""
-    if cluster is None or not cluster.is_member_host(remote):
+    request, me = call.request, call.config.node.name
+    if cluster is None or not cluster.is_member_host(request.remote or ""):
         raise ApiError(403, f"{TARGET_HEADER} is only taken from hubhop daemons", "forbidden")
-    target = request.headers.get(TARGET_HEADER, "")
-    node, _, backend = target.partition("/")
+    node, _, backend = request.headers.get(TARGET_HEADER, "").partition("/")
     hops_text = request.headers.get(HOPS_HEADER, "")
     via_text = request.headers.get(VIA_HEADER, "")
     for name, text in ((HOPS_HEADER, hops_text), (VIA_HEADER, via_text)):
@@ -162,26 +178,18 @@ async def serve_forwarded(
             raise ApiError(400, f"{name}: not a list of node names: {text[:80]!r}", "bad_hop")
     hops = tuple(hops_text.split(",")) if hops_text else ()
     via = tuple(via_text.split(",")) if via_text else ()
-    if len(via) + 1 + len(hops) > MAX_HOPS or config.node.name in via:
-        raise ApiError(508, f"route {via_text} -> {config.node.name} loops or is too long", "loop")
+    if len(via) + 1 + len(hops) > MAX_HOPS or me in via:
+        raise ApiError(508, f"route {via_text} -> {me} loops or is too long", "loop")
     lane = request.headers.get(LANE_HEADER, "standard")
     deadline = _deadline(request.headers.get(DEADLINE_HEADER))
-    route_ms = (time.perf_counter() - started) * 1000.0
-    path = (*via, config.node.name, *hops)
-    served = Served(path, None, False)
     try:
         if not hops:
-            if node != config.node.name:
-                raise Refused(503, 1, "wrong_node", f"this is {config.node.name}, not {node}")
-            return await serve_here(
-                request, config, pool, gate, backend, lane, deadline, body, route_ms,
-                served_by, served, forwarded=True,
-            )  # fmt: skip
+            if node != me:
+                raise Refused(503, 1, "wrong_node", f"this is {me}, not {node}")
+            return await serve_here(call, backend, lane, deadline, None)
         return await _to_peer(
-            request, cluster, pool, hops[0], node, backend, hops[1:],
-            (*via, config.node.name), lane, deadline, body, route_ms, served,
-            served_by("")[REQUEST_ID_HEADER],
-        )  # fmt: skip
+            call, cluster, hops[0], (node, backend), hops[1:], (*via, me), lane, deadline, None
+        )
     except Refused as exc:
         raise _refused_answer(exc.status, exc.reason, exc.detail, exc.retry_after_s) from None
     except UpstreamRefused as exc:
@@ -191,61 +199,50 @@ async def serve_forwarded(
 
 
 async def serve_here(
-    request: web.Request,
-    config: NodeConfig,
-    pool: BackendPool,
-    gate: AdmissionGate,
-    backend_name: str,
-    lane: str,
-    deadline: float | None,
-    body: Body,
-    route_ms: float,
-    served_by: Callable[[str], dict[str, str]],
-    served: Served,
-    forwarded: bool = False,
+    call: Call, backend_name: str, lane: str, deadline: float | None, served: Served | None
 ) -> web.StreamResponse:
-    """Serve with one of this node's backends, once admission gives it a slot."""
-    backend = _backend(config, backend_name)
+    """Serve with one of this node's backends, once admission gives it a slot. `served`: the
+    entry's account of the route, for its answer headers (None: not the entry)."""
+    backend = next((b for b in call.config.backends if b.name == backend_name), None)
     if backend is None:
         raise Refused(
             503, 1, "no_backend", f"no backend {backend_name!r} here (the record was stale)"
         )
-    headers = served_by(backend.name)
-    if not forwarded:
+    headers = served_headers(call.request_id, call.config.node.name, backend.name)
+    if served is not None:
         headers.update(_served_headers(served))
-    async with gate.slot(backend.name, lane, deadline):
-        return await pool.forward(request, backend, body, headers, route_ms)
+    route_ms = call.route_ms()
+    async with call.gate.slot(backend.name, lane, deadline):
+        return await call.pool.forward(call.request, backend, call.body, headers, route_ms)
 
 
 async def _to_peer(
-    request: web.Request,
+    call: Call,
     cluster: Cluster,
-    pool: BackendPool,
     next_hop: str,
-    node: str,
-    backend: str,
+    target: RowKey,
     hops_after: tuple[str, ...],
     via: tuple[str, ...],
     lane: str,
     deadline: float | None,
-    body: Body,
-    route_ms: float,
-    served: Served,
-    request_id: str,
+    served: Served | None,
 ) -> web.StreamResponse:
-    url = cluster.peer_url(next_hop)
-    upstream = Upstream(next_hop, url or "", peer=True)
-    if url is None:
+    """Pass the call to `next_hop` on its way to `target`. `served`: as for serve_here (the
+    relays pass the serving node's answer head on unchanged)."""
+    addr = cluster.peer_addr(next_hop)
+    upstream = Upstream(next_hop, "" if addr is None else f"http://{addr}", peer=True)
+    if addr is None:
         raise UpstreamUnreachable(upstream, "no address known for it")
+    route_ms = call.route_ms()
     wan = cluster.wan()
-    peer_host = _host_of(url)
+    peer_host = host_of(addr)
     if wan is not None:
         try:
             await wan.hold(peer_host)
         except ConnectionResetError as exc:
             raise UpstreamUnreachable(upstream, exc) from None
     forward_headers = [
-        (TARGET_HEADER, f"{node}/{backend}"),
+        (TARGET_HEADER, "/".join(target)),
         (VIA_HEADER, ",".join(via)),
         (LANE_HEADER, lane),
     ]
@@ -254,8 +251,8 @@ async def _to_peer(
     if deadline is not None:
         left_ms = max(1.0, (deadline - time.monotonic()) * 1000.0)
         forward_headers.append((DEADLINE_HEADER, f"{left_ms:.0f}"))
-    answer_headers = {REQUEST_ID_HEADER: request_id}
-    if len(via) == 1:  # the entry says what happened; relays pass the head on unchanged
+    answer_headers = {REQUEST_ID_HEADER: call.request_id}
+    if served is not None:
         answer_headers.update(_served_headers(served))
     back: Callable[[], Awaitable[None]] | None = None
     if wan is not None:
@@ -263,10 +260,10 @@ async def _to_peer(
         async def back() -> None:
             await wan.hold(peer_host)
 
-    return await pool.forward(
-        request,
+    return await call.pool.forward(
+        call.request,
         upstream,
-        body,
+        call.body,
         answer_headers,
         route_ms,
         request_headers=forward_headers,
@@ -298,15 +295,6 @@ def _network_timing(route_ms: float, hop_ms: float, upstream: str | None) -> str
         f"route;dur={route_ms + remote_route:.3f}, network;dur={network_ms:.3f}, "
         f"backend;dur={backend_ms:.3f}"
     )
-
-
-def _backend(config: NodeConfig, name: str) -> BackendConfig | None:
-    return next((b for b in config.backends if b.name == name), None)
-
-
-def _host_of(url: str) -> str:
-    host = url.removeprefix("http://").rsplit(":", 1)[0]
-    return host.strip("[]")
 
 
 def _deadline(text: str | None) -> float | None:
@@ -348,20 +336,21 @@ def refusal_error(exc: Exception, route: Route | None = None) -> ApiError:
     if isinstance(exc, UpstreamUnreachable):
         return ApiError(503, exc.message, "backend_unavailable", route=decision)
     if isinstance(exc, Refused):
-        status, message, retry = exc.status, exc.detail, _retry_after(exc.retry_after_s)
+        status, message, headers = exc.status, exc.detail, exc.headers
     else:
         assert isinstance(exc, UpstreamRefused)
-        status, message, retry = exc.status, str(exc), _retry_after(exc.retry_after or "1")
+        status, message = exc.status, str(exc)
+        headers = {"Retry-After": _retry_after(exc.retry_after or "1")}
     code = "rate_limited" if status == 429 else "overloaded"
-    return ApiError(status, message, code, {"Retry-After": retry}, decision)
+    return ApiError(status, message, code, headers, decision)
 
 
 class _in_flight:
-    """Count this request against its row in the scorer (the entry's own in-flight figure,
-    which the kernels add to the gossiped load), while it runs."""
+    """Count a call against its row while it runs: the entry's own in-flight figure, which the
+    kernels add to the gossiped load, so entries do not herd onto one idle-looking backend."""
 
-    def __init__(self, scorer: Scorer, key: RowKey) -> None:
-        self._scorer = scorer
+    def __init__(self, table: CandidateTable, key: RowKey) -> None:
+        self._table = table
         self._key = key
 
     def __enter__(self) -> None:
@@ -371,19 +360,6 @@ class _in_flight:
         self._add(-1.0)
 
     def _add(self, delta: float) -> None:
-        row = self._scorer.table.row_of(*self._key)
-        if row is not None:  # a record since may have rebuilt the row at zero: never below it
-            figures = self._scorer.table.row_num
-            figures[col.ROW_LOCAL_INFLIGHT, row] = max(
-                0.0, figures[col.ROW_LOCAL_INFLIGHT, row] + delta
-            )
-
-
-def _note_full(scorer: Scorer, key: RowKey, exc: Exception) -> None:
-    """A refusal says the backend is full: until its next record, score it so."""
-    if isinstance(exc, UpstreamUnreachable):
-        return  # membership decides about dead nodes
-    row = scorer.table.row_of(*key)
-    if row is not None:
-        figures = scorer.table.row_num
-        figures[col.ROW_BUSY, row] = figures[col.ROW_SLOTS, row]
+        row = self._table.row_of(*self._key)
+        if row is not None:
+            self._table.add_local_inflight(row, delta)

@@ -225,12 +225,12 @@ class WanDelay:
         sendto. The receiving daemon's `receive_datagram` takes the envelope off."""
         return STAMP.pack(STAMP_MARKER, sent_at) + data
 
-    def _unstamp(self, data: bytes, arrived: float) -> tuple[bytes, float]:
+    def _unstamp(self, data: bytes, arrived: float, now: float) -> tuple[bytes, float]:
         """The datagram without its envelope, and when it left (or `arrived`, counted as
         unstamped, when there is no usable send time)."""
         if len(data) >= STAMP.size and data[0] == STAMP_MARKER:
             _, sent_at = STAMP.unpack_from(data)
-            if 0.0 <= time.monotonic() - sent_at <= MAX_STAMP_AGE_S:
+            if 0.0 <= now - sent_at <= MAX_STAMP_AGE_S:
                 return data[STAMP.size :], sent_at
             data = data[STAMP.size :]
         self.counters.unstamped += 1
@@ -251,7 +251,8 @@ class WanDelay:
         if self._closed:
             self.counters.dropped_closed += 1
             return
-        data, arrived = self._unstamp(data, arrived)
+        now = time.monotonic()
+        data, arrived = self._unstamp(data, arrived, now)
         src_site = self.model.site_of_host(addr[0])
         if src_site is None:
             deliver(data, addr, arrived)
@@ -264,7 +265,7 @@ class WanDelay:
             self.counters.dropped_loss += 1
             return
         due = arrived + delay_ms / 1000.0
-        if due <= time.monotonic():
+        if due <= now:
             self.counters.received += 1
             deliver(data, addr, due)
             return

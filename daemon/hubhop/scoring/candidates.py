@@ -87,8 +87,17 @@ class CandidateTable:
                 self._pending[key] = replace(load, alive=alive)
 
     def add_local_inflight(self, row: int, delta: float) -> None:
-        """Count a request this entry node sent to `row` (delta +1) or got back (-1)."""
-        self.row_num[col.ROW_LOCAL_INFLIGHT, row] += delta
+        """Count a request this entry node sent to `row` (delta +1) or got back (-1). Never
+        below zero: a record that arrived meanwhile rebuilt the row with a count of zero."""
+        figures = self.row_num
+        figures[col.ROW_LOCAL_INFLIGHT, row] = max(
+            0.0, figures[col.ROW_LOCAL_INFLIGHT, row] + delta
+        )
+
+    def mark_full(self, row: int) -> None:
+        """The backend of `row` refused a request: score it as full (every slot busy) until
+        its node's next record says otherwise."""
+        self.row_num[col.ROW_BUSY, row] = self.row_num[col.ROW_SLOTS, row]
 
     def materialize(self) -> None:
         """Fold queued additions and removals into the arrays (one rebuild for all of them)."""

@@ -76,17 +76,16 @@ def decide_route(
 ) -> Route:
     """The best candidate for `ask` within its tier, or beyond it as its spill allows."""
     refused_keys = frozenset(refused)
-    request_for = _requests(ask, protocol)
     scorer.table.materialize()
     masked = _mask(scorer, refused_keys)
     try:
         bounds = spill_bounds(ask.max_one_way_ms, ask.spill)
-        first = decision = scorer.decide(request_for(bounds[0]))
+        first = decision = scorer.decide(_request(ask, protocol, bounds[0]))
         bound = bounds[0]
         for looser in bounds[1:]:
             if decision.chosen is not None:
                 break
-            decision, bound = scorer.decide(request_for(looser)), looser
+            decision, bound = scorer.decide(_request(ask, protocol, looser)), looser
     finally:
         for row, alive in masked:
             scorer.table.row_alive[row] = alive
@@ -101,19 +100,16 @@ def decide_route(
     )
 
 
-def _requests(ask: RouteAsk, protocol: str) -> Any:
-    def request(bound_ms: float) -> Request:
-        return Request(
-            model=scoring_model(protocol, ask.model),
-            lane=ask.lane,
-            tier_ms=bound_ms,
-            chip=ask.chip,
-            budget=ask.budget,
-            price_weight_ms=ask.price_weight_ms,
-            green_weight_ms=ask.green_weight_ms,
-        )
-
-    return request
+def _request(ask: RouteAsk, protocol: str, bound_ms: float) -> Request:
+    return Request(
+        model=scoring_model(protocol, ask.model),
+        lane=ask.lane,
+        tier_ms=bound_ms,
+        chip=ask.chip,
+        budget=ask.budget,
+        price_weight_ms=ask.price_weight_ms,
+        green_weight_ms=ask.green_weight_ms,
+    )
 
 
 def _mask(scorer: Scorer, refused: frozenset[RowKey]) -> list[tuple[int, int]]:
