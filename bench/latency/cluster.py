@@ -19,7 +19,7 @@ import re
 import shutil
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ class WanCluster:
         sites: Sequence[str],
         hubs: Sequence[str] = (),
         extra_config: str = "",
+        site_config: Callable[[str], str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.topology_path = topology_path
@@ -80,6 +81,8 @@ class WanCluster:
         self.sites = list(sites)
         self.hubs = list(hubs)
         self.extra_config = extra_config
+        # Per-site TOML appended after extra_config (a site's backends, say); None adds nothing.
+        self.site_config = site_config
         self.procs: dict[str, _launch.Proc] = {}
         self.started_at: dict[str, float] = {}
 
@@ -100,6 +103,7 @@ class WanCluster:
             + (f"[latency]\nhubs = [{hubs}]\n" if hubs else "")
             + f'[wan]\ntopology = "{self.topology_path}"\n'
             + self.extra_config
+            + (self.site_config(site) if self.site_config is not None else "")
         )
 
     def start(self, site: str) -> None:

@@ -104,7 +104,12 @@ class Node:
         await self.pool.start()
         app = build_endpoint_app(self.state, self.pool)
         self._runner = web.AppRunner(
-            app, access_log=None, shutdown_timeout=self.config.lifecycle.drain_grace_s
+            app,
+            access_log=None,
+            shutdown_timeout=self.config.lifecycle.drain_grace_s,
+            # A client that goes away cancels its request here, and so upstream: a dropped
+            # hedge copy or a gone app frees its admission slot and its backend call at once.
+            handler_cancellation=True,
         )
         await self._runner.setup()
         listen = self.config.http.listen

@@ -158,6 +158,18 @@ class BackendPool:
     async def forward(
         self,
         request: web.Request,
+        backend: BackendConfig,
+        body: bytes | LimitedBody | None,
+        extra_headers: dict[str, str],
+        route_ms: float,
+    ) -> web.StreamResponse:
+        """Send `request` to one of this node's backends and stream the answer to the client."""
+        opened = await self.open(request, backend, body, extra_headers, route_ms)
+        return await opened.relay(request)
+
+    async def open(
+        self,
+        request: web.Request,
         backend: BackendConfig | Upstream,
         body: bytes | LimitedBody | None,
         extra_headers: dict[str, str],
@@ -166,15 +178,16 @@ class BackendPool:
         request_headers: list[tuple[str, str]] | None = None,
         timing: Callable[[float, float, str | None], str] | None = None,
         before_answer: Callable[[], Awaitable[None]] | None = None,
-    ) -> web.StreamResponse:
-        """Send `request` (with `body`) to `backend` and stream the answer back to the client.
+    ) -> Opened:
+        """Send `request` (with `body`) to `backend` and wait for its answer head; nothing is
+        written to the client yet, so the caller may still drop it (`Opened.close`).
 
         `route_ms`, the time spent choosing the backend, is reported in `server-timing`, or
         what `timing(route_ms, upstream_ms, upstream's server-timing)` makes of it.
         `request_headers` go upstream in place of the client's own `x-hubhop-*` headers.
-        `before_answer` is awaited once the upstream's answer head is in, before anything is
-        written to the client (the emulated WAN's way back). A peer's refusal
-        (REFUSED_HEADER) raises UpstreamRefused; no connection raises UpstreamUnreachable.
+        `before_answer` is awaited once the upstream's answer head is in (the emulated WAN's
+        way back). A peer's refusal (REFUSED_HEADER) raises UpstreamRefused; no connection
+        raises UpstreamUnreachable.
         """
         session = (
             self._peer_session if isinstance(backend, Upstream) and backend.peer else self._session
@@ -200,76 +213,128 @@ class BackendPool:
             # tensor sizes against it before they read.
             headers.append(("Content-Length", str(request.content_length)))
         sent_at = time.perf_counter()
-        response: web.StreamResponse | None = None
-        self.in_flight[backend.name] += 1
+        opened = Opened(self, backend.name, body)
         try:
-            async with session.request(
+            upstream = opened.upstream = await session.request(
                 request.method,
                 url,
                 data=body,
                 headers=headers,
                 allow_redirects=False,
                 skip_auto_headers=CLIENT_AUTO_HEADERS,
-            ) as upstream:
-                backend_ms = (time.perf_counter() - sent_at) * 1000.0
-                if upstream_of.peer and REFUSED_HEADER in upstream.headers:
-                    raise UpstreamRefused(
-                        upstream_of,
-                        upstream.status,
-                        upstream.headers[REFUSED_HEADER],
-                        upstream.headers.get("Retry-After"),
-                    )
-                if before_answer is not None:
-                    await before_answer()
-                headers_out = CIMultiDict(
-                    end_to_end(upstream.headers.items(), upstream.headers.getall("Connection", []))
+            )
+            backend_ms = (time.perf_counter() - sent_at) * 1000.0
+            if upstream_of.peer and REFUSED_HEADER in upstream.headers:
+                raise UpstreamRefused(
+                    upstream_of,
+                    upstream.status,
+                    upstream.headers[REFUSED_HEADER],
+                    upstream.headers.get("Retry-After"),
                 )
-                headers_out.update(extra_headers)
-                headers_out["server-timing"] = (
-                    timing(route_ms, backend_ms, upstream.headers.get("server-timing"))
-                    if timing is not None
-                    else f"route;dur={route_ms:.3f}, backend;dur={backend_ms:.3f}"
-                )
-                length = upstream.content_length
-                if length is not None and length <= SMALL_ANSWER_BYTES:
-                    # Read whole and answered in one write: headers and body in one segment.
-                    body_bytes = await upstream.read()
-                    return web.Response(
-                        status=upstream.status,
-                        reason=upstream.reason,
-                        body=body_bytes,
-                        headers=headers_out,
-                    )
-                response = web.StreamResponse(
-                    status=upstream.status, reason=upstream.reason, headers=headers_out
-                )
-                if length is not None:
-                    response.content_length = length
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-                return response
+            if before_answer is not None:
+                await before_answer()
+            opened.headers = CIMultiDict(
+                end_to_end(upstream.headers.items(), upstream.headers.getall("Connection", []))
+            )
+            opened.headers.update(extra_headers)
+            opened.headers["server-timing"] = (
+                timing(route_ms, backend_ms, upstream.headers.get("server-timing"))
+                if timing is not None
+                else f"route;dur={route_ms:.3f}, backend;dur={backend_ms:.3f}"
+            )
+            return opened
+        except BaseException as exc:
+            opened.close()
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                raise UpstreamUnreachable(upstream_of, exc.os_error) from None
+            if isinstance(exc, (BodyTooLarge, aiohttp.ClientError, TimeoutError)):
+                raise opened.failure(exc) from None
+            raise
+
+
+class Opened:
+    """An upstream's answer whose head is in and whose body is not yet read: `relay` streams it
+    to the client, `close` drops it (the upstream connection is closed, so the upstream sees
+    the request cancelled). Either way the backend's in-flight count goes back down once."""
+
+    def __init__(self, pool: BackendPool, name: str, body: bytes | LimitedBody | None) -> None:
+        self.name = name
+        self.upstream: aiohttp.ClientResponse | None = None
+        self.headers: CIMultiDict[str] = CIMultiDict()
+        self._pool: BackendPool | None = pool
+        self._body = body
+        pool.in_flight[name] += 1
+
+    def failure(self, exc: BaseException) -> ApiError:
+        """What the client hears of a failure before anything was written to it."""
+        if isinstance(self._body, LimitedBody) and self._body.exceeded:
+            message = f"request body is over the limit of {self._body.limit} bytes"
+            return ApiError(413, message, "request_too_large")
+        if isinstance(exc, TimeoutError):
+            return ApiError(504, f"backend {self.name} did not answer in time", "timeout")
+        return ApiError(502, f"backend {self.name} failed: {exc}", "bad_gateway")
+
+    def close(self) -> None:
+        """Drop the answer: its connection is closed, so the upstream sees the request cancelled."""
+        if self.upstream is not None:
+            self.upstream.close()
+        self._done()
+
+    async def _release(self) -> None:
+        """The answer was read to its end: its connection goes back to the pool."""
+        if self.upstream is not None:
+            self.upstream.release()
+            await self.upstream.wait_for_close()  # the request body's writer, if still busy
+        self._done()
+
+    def _done(self) -> None:
+        if self._pool is not None:
+            self._pool.in_flight[self.name] -= 1
+            self._pool = None
+
+    async def relay(self, request: web.Request) -> web.StreamResponse:
+        """Write the answer to the client, streaming its body as it comes."""
+        response: web.StreamResponse | None = None
+        try:
+            response = await self._write(request)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            self.close()
             if response is not None and response.prepared:
                 # The client went away mid-answer; nothing is left to tell it.
-                log.debug("client %s left while %s was answering", request.remote, backend.name)
+                log.debug("client %s left while %s was answering", request.remote, self.name)
                 return response
             raise
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamUnreachable(upstream_of, exc.os_error) from None
-        except TimeoutError:
+        except (BodyTooLarge, aiohttp.ClientError, TimeoutError) as exc:
+            self.close()
             if response is not None and response.prepared:
                 raise
-            raise ApiError(
-                504, f"backend {backend.name} did not answer in time", "timeout"
-            ) from None
-        except (BodyTooLarge, aiohttp.ClientError) as exc:
-            if isinstance(body, LimitedBody) and body.exceeded:
-                message = f"request body is over the limit of {body.limit} bytes"
-                raise ApiError(413, message, "request_too_large") from None
-            if response is not None and response.prepared:
-                raise
-            raise ApiError(502, f"backend {backend.name} failed: {exc}", "bad_gateway") from None
-        finally:
-            self.in_flight[backend.name] -= 1
+            raise self.failure(exc) from None
+        except BaseException:
+            self.close()
+            raise
+        await self._release()
+        return response
+
+    async def _write(self, request: web.Request) -> web.StreamResponse:
+        upstream = self.upstream
+        assert upstream is not None, "relay() of an answer that never opened"
+        length = upstream.content_length
+        if length is not None and length <= SMALL_ANSWER_BYTES:
+            # Read whole and answered in one write: headers and body in one segment.
+            body_bytes = await upstream.read()
+            return web.Response(
+                status=upstream.status,
+                reason=upstream.reason,
+                body=body_bytes,
+                headers=self.headers,
+            )
+        response = web.StreamResponse(
+            status=upstream.status, reason=upstream.reason, headers=self.headers
+        )
+        if length is not None:
+            response.content_length = length
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+        return response

@@ -501,7 +501,14 @@ async def start(settings: DemoBackendSettings) -> tuple[web.AppRunner, int]:
     app = build_app(settings, random.Random(settings.seed))
     # No access log: a benchmark sends thousands of requests and the log would cost more CPU
     # than the demo's own work.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    # Handler cancellation: a caller that hangs up frees its slot, as real inference servers
+    # abort a generation whose client left.
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        handler_cancellation=True,
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     try:

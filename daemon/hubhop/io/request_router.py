@@ -18,10 +18,17 @@ Rules:
   tells the scorer that backend is full until its next record says otherwise. A body that has
   started streaming upstream cannot be sent twice, so such a request is not re-routed: its
   client gets the refusal. Nothing is retried once the client has seen bytes.
+- Hedging (hubhop.io.hedging): an emergency request marked idempotent whose body is held whole
+  goes to the chosen node and, when no answer head has come back within the hedge delay
+  (`routing.hedge_delay_ms`, or twice the chosen node's expected latency), to the next best
+  feasible node too; the first answer is the client's and the other copy is cancelled, which
+  the serving daemon sees as its client leaving (it frees the slot and cancels its backend
+  call). A copy counts as a try.
 - The answer says what happened: x-hubhop-node and x-hubhop-backend (where it was served),
   x-hubhop-path (entry to server, `>`-joined), x-hubhop-tier (the tier it was served in),
-  x-hubhop-spilled when it left the asked tier, and server-timing with route, network and
-  backend time.
+  x-hubhop-spilled when it left the asked tier, x-hubhop-tries when it took more than one try,
+  x-hubhop-hedged when a hedge copy was sent (which copy won), and server-timing with route,
+  network and backend time.
 - Emulated WAN (a lab feature): each hop to a peer daemon holds the request for the one-way
   delay before sending it, and the answer's head as long on its way back; the body chunks
   that follow the head are not delayed again.
@@ -33,6 +40,7 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -47,10 +55,12 @@ from hubhop.io.backend_proxy import (
     REFUSED_HEADER,
     BackendPool,
     LimitedBody,
+    Opened,
     Upstream,
     UpstreamRefused,
     UpstreamUnreachable,
 )
+from hubhop.io.hedging import first_to_answer, hedge_delay_ms
 from hubhop.io.http_errors import ApiError
 from hubhop.io.wan_delay import WanDelay
 from hubhop.scoring.candidates import CandidateTable
@@ -60,6 +70,10 @@ from hubhop.scoring.scorer import Scorer
 TARGET_HEADER = "x-hubhop-target"
 HOPS_HEADER = "x-hubhop-hops"
 VIA_HEADER = "x-hubhop-via"
+# On an answer that took more than one try: how many (re-routes and hedge copies included).
+TRIES_HEADER = "x-hubhop-tries"
+# On an emergency answer whose hedge copy was sent: which copy answered, "first" or "copy".
+HEDGED_HEADER = "x-hubhop-hedged"
 # Entry, at most two relays, the server: paths the scorer builds are shorter than this, and a
 # request bouncing between daemons (a bug, or a forged header) stops here.
 MAX_HOPS = 4
@@ -131,38 +145,160 @@ async def route_request(
             return await serve_here(call, backend.name, ask.lane, deadline, None)
         except Refused as exc:
             raise refusal_error(exc) from None
-    me = config.node.name
     table = cluster.scorer.table
     refused: set[RowKey] = set()
     resendable = not isinstance(call.body, LimitedBody)
+    hedgeable = ask.lane == "emergency" and ask.idempotent and resendable
     last: ApiError | None = None
-    for _ in range(config.routing.max_tries):
+    tries = 0
+    while tries < config.routing.max_tries:
         route = decide_route(cluster.scorer, ask, protocol, refused)
         chosen = route.chosen
         if chosen is None:
             if last is not None:
                 raise last
             raise ApiError(503, no_route_reason(route), "no_route", route=route_json(route))
-        served = Served(chosen.path, route.tier, route.spilled)
-        key = (chosen.node, chosen.backend)
-        try:
-            with _in_flight(table, key):
-                if chosen.node == me:
-                    return await serve_here(call, chosen.backend, ask.lane, deadline, served)
-                return await _to_peer(
-                    call, cluster, chosen.path[1], key, chosen.path[2:], (me,), ask.lane,
-                    deadline, served,
-                )  # fmt: skip
-        except (UpstreamRefused, Refused, UpstreamUnreachable) as exc:
+        tries += 1
+        if hedgeable and tries < config.routing.max_tries:
+            outcome = await _hedged(call, cluster, route, refused, deadline)
+            tries += outcome.copies
+            attempt, failures = outcome.winner, outcome.failures
+        else:
+            failures = []
+            try:
+                attempt = await _attempt(call, cluster, route, deadline)
+            except REROUTABLE as exc:
+                attempt = None
+                failures.append(((chosen.node, chosen.backend), exc, route))
+        for key, error, failed_route in failures:
+            if not isinstance(error, REROUTABLE):
+                if attempt is None:
+                    raise error
+                continue  # the other copy answered: its answer stands
             refused.add(key)
             row = table.row_of(*key)
-            if row is not None and not isinstance(exc, UpstreamUnreachable):
+            if row is not None and not isinstance(error, UpstreamUnreachable):
                 table.mark_full(row)  # membership, not this answer, decides about dead nodes
-            last = refusal_error(exc, route)
-            if not resendable:
-                raise last from None
+            last = refusal_error(error, failed_route)
+        if attempt is not None:
+            if tries > 1:
+                attempt.opened.headers[TRIES_HEADER] = str(tries)
+            return await attempt.answer(call.request)
+        assert last is not None
+        if not resendable:
+            raise last
     assert last is not None
     raise last
+
+
+# What a try may fail with and still leave the request to another node: nothing was done with it.
+REROUTABLE = (UpstreamRefused, Refused, UpstreamUnreachable)
+
+
+@dataclass
+class _Attempt:
+    """One try whose answer head is in: what it holds (the entry's in-flight count, an
+    admission slot) is let go once its answer is written, or once it is dropped."""
+
+    key: RowKey
+    route: Route
+    opened: Opened
+    stack: AsyncExitStack
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        try:
+            response = await self.opened.relay(request)
+        except BaseException as exc:
+            await self.stack.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        await self.stack.aclose()
+        return response
+
+    async def drop(self) -> None:
+        """Not wanted (a hedge lost): closed without a service-time measurement."""
+        self.opened.close()
+        lost = HedgeLost()
+        await self.stack.__aexit__(HedgeLost, lost, None)
+
+
+class HedgeLost(Exception):
+    """The other copy of a hedged request answered first."""
+
+
+Opener = Callable[[AsyncExitStack], Awaitable[Opened]]
+
+
+async def _opening(opener: Opener) -> tuple[Opened, AsyncExitStack]:
+    """Run `opener`; what it entered on the stack is let go again if it fails."""
+    stack = AsyncExitStack()
+    try:
+        opened = await opener(stack)
+    except BaseException as exc:
+        await stack.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    return opened, stack
+
+
+async def _attempt(call: Call, cluster: Cluster, route: Route, deadline: float | None) -> _Attempt:
+    """Send the call to the candidate `route` chose, up to its answer head."""
+    chosen = route.chosen
+    assert chosen is not None
+    me = call.config.node.name
+    key = (chosen.node, chosen.backend)
+    served = Served(chosen.path, route.tier, route.spilled)
+    lane = route.ask.lane
+
+    async def opener(stack: AsyncExitStack) -> Opened:
+        stack.enter_context(_in_flight(cluster.scorer.table, key))
+        if chosen.node == me:
+            return await _open_here(call, chosen.backend, lane, deadline, served, stack)
+        return await _open_peer(
+            call, cluster, chosen.path[1], key, chosen.path[2:], (me,), lane, deadline, served
+        )
+
+    opened, stack = await _opening(opener)
+    return _Attempt(key, route, opened, stack)
+
+
+@dataclass
+class _Hedged:
+    winner: _Attempt | None
+    copies: int
+    failures: list[tuple[RowKey, BaseException, Route]]
+
+
+async def _hedged(
+    call: Call, cluster: Cluster, route: Route, refused: set[RowKey], deadline: float | None
+) -> _Hedged:
+    """The emergency lane's try: the chosen node, and the next best too if the first has not
+    answered within the hedge delay (hubhop.io.hedging)."""
+    chosen = route.chosen
+    assert chosen is not None
+    routes = [route]
+
+    def start_copy() -> Awaitable[_Attempt] | None:
+        first_key = (chosen.node, chosen.backend)
+        second = decide_route(cluster.scorer, route.ask, route.protocol, refused | {first_key})
+        if second.chosen is None:
+            return None
+        routes.append(second)
+        return _attempt(call, cluster, second, deadline)
+
+    delay_ms = hedge_delay_ms(chosen.expected_ms, call.config.routing.hedge_delay_ms)
+    outcome = await first_to_answer(
+        lambda: _attempt(call, cluster, route, deadline),
+        delay_ms / 1000.0,
+        start_copy,
+        _Attempt.drop,
+    )
+    if outcome.winner is not None and outcome.copies:
+        outcome.winner.opened.headers[HEDGED_HEADER] = "copy" if outcome.won_by_copy else "first"
+    failures = [
+        ((r.chosen.node, r.chosen.backend), exc, r)
+        for index, exc in outcome.failures
+        if (r := routes[index]).chosen is not None
+    ]
+    return _Hedged(outcome.winner, outcome.copies, failures)
 
 
 async def serve_forwarded(call: Call, cluster: Cluster | None) -> web.StreamResponse:
@@ -187,8 +323,10 @@ async def serve_forwarded(call: Call, cluster: Cluster | None) -> web.StreamResp
             if node != me:
                 raise Refused(503, 1, "wrong_node", f"this is {me}, not {node}")
             return await serve_here(call, backend, lane, deadline, None)
-        return await _to_peer(
-            call, cluster, hops[0], (node, backend), hops[1:], (*via, me), lane, deadline, None
+        opened, stack = await _opening(
+            lambda stack: _open_peer(
+                call, cluster, hops[0], (node, backend), hops[1:], (*via, me), lane, deadline, None
+            )
         )
     except Refused as exc:
         raise _refused_answer(exc.status, exc.reason, exc.detail, exc.retry_after_s) from None
@@ -196,13 +334,29 @@ async def serve_forwarded(call: Call, cluster: Cluster | None) -> web.StreamResp
         raise _refused_answer(exc.status, exc.reason, str(exc), exc.retry_after) from None
     except UpstreamUnreachable as exc:
         raise _refused_answer(503, "unreachable", exc.message, None) from None
+    async with stack:
+        return await opened.relay(request)
 
 
 async def serve_here(
     call: Call, backend_name: str, lane: str, deadline: float | None, served: Served | None
 ) -> web.StreamResponse:
-    """Serve with one of this node's backends, once admission gives it a slot. `served`: the
-    entry's account of the route, for its answer headers (None: not the entry)."""
+    """Serve with one of this node's backends, once admission gives it a slot."""
+    async with AsyncExitStack() as stack:
+        opened = await _open_here(call, backend_name, lane, deadline, served, stack)
+        return await opened.relay(call.request)
+
+
+async def _open_here(
+    call: Call,
+    backend_name: str,
+    lane: str,
+    deadline: float | None,
+    served: Served | None,
+    stack: AsyncExitStack,
+) -> Opened:
+    """Take a slot of one of this node's backends (held on `stack`) and send it the call.
+    `served`: the entry's account of the route, for its answer headers (None: not the entry)."""
     backend = next((b for b in call.config.backends if b.name == backend_name), None)
     if backend is None:
         raise Refused(
@@ -212,11 +366,11 @@ async def serve_here(
     if served is not None:
         headers.update(_served_headers(served))
     route_ms = call.route_ms()
-    async with call.gate.slot(backend.name, lane, deadline):
-        return await call.pool.forward(call.request, backend, call.body, headers, route_ms)
+    await stack.enter_async_context(call.gate.slot(backend.name, lane, deadline))
+    return await call.pool.open(call.request, backend, call.body, headers, route_ms)
 
 
-async def _to_peer(
+async def _open_peer(
     call: Call,
     cluster: Cluster,
     next_hop: str,
@@ -226,8 +380,8 @@ async def _to_peer(
     lane: str,
     deadline: float | None,
     served: Served | None,
-) -> web.StreamResponse:
-    """Pass the call to `next_hop` on its way to `target`. `served`: as for serve_here (the
+) -> Opened:
+    """Pass the call to `next_hop` on its way to `target`. `served`: as for _open_here (the
     relays pass the serving node's answer head on unchanged)."""
     addr = cluster.peer_addr(next_hop)
     upstream = Upstream(next_hop, "" if addr is None else f"http://{addr}", peer=True)
@@ -260,7 +414,7 @@ async def _to_peer(
         async def back() -> None:
             await wan.hold(peer_host)
 
-    return await call.pool.forward(
+    return await call.pool.open(
         call.request,
         upstream,
         call.body,
