@@ -1,8 +1,13 @@
 """`hubhop` command line: a thin layer over the library.
 
-Exit codes follow sysexits.h where one fits: 0 ok, 2 usage error (argparse), 78 EX_CONFIG for a
-configuration fault (systemd units use RestartPreventExitStatus=78 so a broken file is not
-restarted in a loop), 1 for anything else.
+Exit codes follow sysexits.h where one fits: 0 ok, 2 usage error (argparse, or a request the
+daemon refused as bad: its 4xx message is printed), 69 EX_UNAVAILABLE when the daemon cannot be
+reached, 78 EX_CONFIG for a configuration fault (systemd units use RestartPreventExitStatus=78 so
+a broken file is not restarted in a loop), 1 for anything else: no route, an unknown latency, a
+daemon that answered 5xx.
+
+The commands that ask the local daemon (members, peers, rtt, route, table) find it through
+--url, or else the http.listen of the node's --config; what they print is `hubhop.cli_tables`'.
 """
 
 from __future__ import annotations
@@ -10,16 +15,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from hubhop import __version__
-from hubhop.core.config import ConfigError
+from hubhop import __version__, cli_tables
+from hubhop.core.config import PROTOCOLS, ROLES, ConfigError
+from hubhop.core.members import MemberState
+from hubhop.core.routing_config import SPILLS
+from hubhop.core.tiers import LANES, TIERS
 from hubhop.io.config_file import check_referenced_files, load_config
 from hubhop.io.loop import LOOP_KINDS
 
 EX_OK = 0
+EX_FAILED = 1
+EX_USAGE = 2
+EX_UNAVAILABLE = 69
 EX_CONFIG = 78
+# A daemon answers from memory in milliseconds; ten seconds only bounds a hung or wrong address.
+DAEMON_TIMEOUT_S = 10
 
 
 def _print_faults(error: ConfigError) -> None:
@@ -65,6 +78,10 @@ def _daemon_url(ns: argparse.Namespace) -> str | int:
     """The local daemon's URL from --url or the config's http.listen; an exit code on a fault."""
     if ns.url is not None:
         return str(ns.url).rstrip("/")
+    if ns.config is None:
+        message = f"hubhop {ns.command}: give the node's --config FILE or the daemon's --url URL"
+        print(message, file=sys.stderr)
+        return EX_USAGE
     try:
         config = load_config(ns.config)
     except ConfigError as error:
@@ -78,8 +95,15 @@ def _daemon_url(ns: argparse.Namespace) -> str | int:
     return f"http://{host}:{listen.port}"
 
 
-def _ask_daemon(ns: argparse.Namespace, path: str) -> dict[str, Any] | int:
-    """GET `path` from the local daemon as JSON; an exit code (message printed) on failure."""
+def _ask_daemon(
+    ns: argparse.Namespace, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any] | int:
+    """GET `path` (POST `body`) of the local daemon, as JSON; printed raw with --json.
+
+    An exit code, its message printed, when there is no answer to show: EX_UNAVAILABLE when
+    the daemon cannot be reached or does not answer JSON, EX_USAGE when it refused the request
+    as bad (4xx), EX_FAILED when it failed (5xx).
+    """
     import json
     import urllib.error
     import urllib.request
@@ -87,21 +111,41 @@ def _ask_daemon(ns: argparse.Namespace, path: str) -> dict[str, Any] | int:
     url = _daemon_url(ns)
     if isinstance(url, int):
         return url
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{url}{path}", data=data, headers={"content-type": "application/json"}
+    )
     try:
-        with urllib.request.urlopen(f"{url}{path}", timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=DAEMON_TIMEOUT_S) as response:
             view: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            print(f"{url}{path}: {exc.code} {_error_message(exc.read())}", file=sys.stderr)
+        return EX_USAGE if exc.code < 500 else EX_FAILED
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"cannot reach the daemon at {url}: {exc}", file=sys.stderr)
-        return 1
+        return EX_UNAVAILABLE
     if ns.json:
         print(json.dumps(view, indent=2))
     return view
 
 
-def _print_table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+def _error_message(raw: bytes) -> str:
+    """The message of a JSON error in either API style, else the body's start."""
+    import json
+
+    try:
+        error = json.loads(raw).get("error")
+    except (ValueError, AttributeError):
+        return raw[:200].decode(errors="replace")
+    if isinstance(error, dict):
+        return str(error.get("message", error))
+    return str(error)
+
+
+def _print_lines(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(line)
 
 
 def cmd_members(ns: argparse.Namespace) -> int:
@@ -109,21 +153,9 @@ def cmd_members(ns: argparse.Namespace) -> int:
     view = _ask_daemon(ns, "/hubhop/v1/members")
     if isinstance(view, int):
         return view
-    if ns.json:
-        return EX_OK
-    rows = [("NAME", "STATE", "INC", "ADDR", "ROLE", "CITY", "VER", "MODELS")]
-    for m in view["members"]:
-        rows.append((
-            m["name"], m["state"], str(m.get("incarnation", "")), m.get("addr", ""),
-            m.get("role", ""), m.get("city", ""), str(m.get("record_version", "")),
-            ",".join(m.get("models", [])),
-        ))  # fmt: skip
-    _print_table(rows)
+    if not ns.json:
+        _print_lines(cli_tables.members_lines(view))
     return EX_OK
-
-
-def _ms(value: object) -> str:
-    return "" if value is None else f"{float(value):.3f}"  # type: ignore[arg-type]
 
 
 def cmd_peers(ns: argparse.Namespace) -> int:
@@ -131,35 +163,8 @@ def cmd_peers(ns: argparse.Namespace) -> int:
     view = _ask_daemon(ns, "/hubhop/v1/peers")
     if isinstance(view, int):
         return view
-    if ns.json:
-        return EX_OK
-    if not view.get("gossip", False):
-        print(f"{view['node']} does not gossip: no peers to probe")
-        return EX_OK
-    rows = [
-        ("NAME", "STATE", "SAMPLES", "MIN", "P50", "P99", "RTTVAR", "LOSS", "AGE_S", "ONE_WAY",
-         "TIER", "SOURCE"),
-    ]  # fmt: skip
-    for p in view["peers"]:
-        probe, est = p.get("probe") or {}, p.get("estimate") or {}
-        rows.append((
-            p["name"], p["state"], str(probe.get("samples", "")), _ms(probe.get("min_ms")),
-            _ms(probe.get("p50_ms")), _ms(probe.get("p99_ms")), _ms(probe.get("rttvar_ms")),
-            "" if "loss_rate" not in probe else f"{probe['loss_rate']:.1%}",
-            "" if "last_sample_age_s" not in probe else f"{probe['last_sample_age_s']:.1f}",
-            _ms(est.get("conservative_one_way_ms")), est.get("tier", ""), est.get("source", ""),
-        ))  # fmt: skip
-    _print_table(rows)
-    me = view.get("self") or {}
-    if me:
-        coordinate, wan = me.get("coordinate") or {}, me.get("wan")
-        print(
-            f"{view['node']}: coordinate error {coordinate.get('error', 0.0):.1%} after "
-            f"{coordinate.get('updates', 0)} updates; {me.get('probes_sent', 0)} probes sent; "
-            + (f"emulated WAN on (site {wan['site']})" if wan else "no emulated WAN")
-        )
-    print("times in ms; RTT columns are round trips, ONE_WAY is the conservative one-way estimate")
-    print("(half the round trip plus a jitter margin) that tiers are judged by")
+    if not ns.json:
+        _print_lines(cli_tables.peers_lines(view))
     return EX_OK
 
 
@@ -173,19 +178,47 @@ def cmd_rtt(ns: argparse.Namespace) -> int:
     view = _ask_daemon(ns, f"/hubhop/v1/rtt?{urlencode(query)}")
     if isinstance(view, int):
         return view
-    if ns.json:
-        return EX_OK if view.get("estimate") else 1
-    est = view.get("estimate")
-    if not est:
-        print(f"{view['from']} -> {view['to']}: unknown ({view.get('reason', '')})")
-        return 1
-    print(
-        f"{view['from']} -> {view['to']}: rtt {est['rtt_ms']:.3f} ms, one-way "
-        f"{est['one_way_ms']:.3f} ms (conservative {est['conservative_one_way_ms']:.3f} ms), "
-        f"tier {est['tier']}; {est['source']}"
-        + (f" from {est['samples']} samples" if est["source"] == "measured" else "")
-        + f", uncertainty {est['uncertainty']:.1%}"
-    )
+    if not ns.json:
+        print(cli_tables.rtt_line(view))
+    return EX_OK if view.get("estimate") else EX_FAILED
+
+
+# The route command's options, as the fields of the route endpoint's JSON body.
+ROUTE_FIELDS = ("lane", "tier", "max_latency_ms", "chip", "budget", "deadline_ms", "spill")
+
+
+def cmd_route(ns: argparse.Namespace) -> int:
+    """Ask the local daemon where a request would go, and why; exit 1 when nowhere.
+
+    Numbers and the chip go to the daemon as typed: its validator (the one request headers
+    meet) judges them, and a bad one comes back as a 400 naming the field (exit 2)."""
+    ask: dict[str, Any] = {"model": ns.model, "protocol": ns.protocol}
+    ask.update({f: getattr(ns, f) for f in ROUTE_FIELDS if getattr(ns, f) is not None})
+    if ns.explain:
+        ask["explain"] = True
+    decision = _ask_daemon(ns, "/hubhop/v1/route", ask)
+    if isinstance(decision, int):
+        return decision
+    if not ns.json:
+        _print_lines(cli_tables.route_lines(decision, ns.explain))
+    return EX_OK if decision.get("chosen") else EX_FAILED
+
+
+# The table command's filters: the query parameters of GET /hubhop/v1/table (named here, not
+# imported from hubhop.scoring, so that a command line never loads numpy and numba).
+TABLE_FILTERS = ("model", "chip", "node", "role", "tier", "state")
+
+
+def cmd_table(ns: argparse.Namespace) -> int:
+    """The capacity table as the local daemon sees it, one line per (node, backend)."""
+    from urllib.parse import urlencode
+
+    query = {p: getattr(ns, p) for p in TABLE_FILTERS if getattr(ns, p) is not None}
+    view = _ask_daemon(ns, "/hubhop/v1/table" + (f"?{urlencode(query)}" if query else ""))
+    if isinstance(view, int):
+        return view
+    if not ns.json:
+        _print_lines(cli_tables.table_lines(view))
     return EX_OK
 
 
@@ -199,6 +232,16 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     from hubhop.demo import run_demo
 
     return run_demo(ns)
+
+
+def _daemon_arguments(
+    p: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]
+) -> None:
+    """How a command finds the local daemon, and --json; `func` runs the command."""
+    p.add_argument("--config", metavar="FILE", help="the node's TOML config (its http.listen)")
+    p.add_argument("--url", help="the daemon's endpoint (wins over --config)")
+    p.add_argument("--json", action="store_true", help="print the daemon's raw JSON answer")
+    p.set_defaults(func=func)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,23 +265,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("members", help="list the members the local daemon sees")
-    p.add_argument("--config", required=True, metavar="FILE", help="the node's TOML config")
-    p.add_argument("--url", help="the daemon's endpoint, when the config cannot say it")
-    p.add_argument("--json", action="store_true", help="print the raw JSON view")
-    p.set_defaults(func=cmd_members)
+    _daemon_arguments(p, cmd_members)
 
     p = sub.add_parser("peers", help="the local daemon's probe table (measured RTT per member)")
-    p.add_argument("--config", required=True, metavar="FILE", help="the node's TOML config")
-    p.add_argument("--url", help="the daemon's endpoint, when the config cannot say it")
-    p.add_argument("--json", action="store_true", help="print the raw JSON view")
-    p.set_defaults(func=cmd_peers)
+    _daemon_arguments(p, cmd_peers)
 
     p = sub.add_parser("rtt", help="latency to NODE (or between two nodes): measured or estimated")
     p.add_argument("nodes", nargs="+", metavar="NODE", help="NODE, or FROM TO")
-    p.add_argument("--config", required=True, metavar="FILE", help="the node's TOML config")
-    p.add_argument("--url", help="the daemon's endpoint, when the config cannot say it")
-    p.add_argument("--json", action="store_true", help="print the raw JSON answer")
-    p.set_defaults(func=cmd_rtt)
+    _daemon_arguments(p, cmd_rtt)
+
+    p = sub.add_parser(
+        "route", help="where the local daemon would send a request, and why (exit 1: nowhere)"
+    )
+    p.add_argument("--model", required=True, help="the model asked for")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="openai", help="the request's API")
+    p.add_argument("--lane", choices=LANES, help="default: the daemon's [routing] lane")
+    bound = p.add_mutually_exclusive_group()
+    bound.add_argument("--tier", choices=TIERS, help="default: the daemon's [routing] tier")
+    bound.add_argument("--max-latency-ms", metavar="MS", help="a one-way bound instead of a tier")
+    p.add_argument("--chip", help="the chip type required, e.g. ascend-910b")
+    p.add_argument("--budget", help="the highest price per unit of work")
+    p.add_argument("--deadline-ms", metavar="MS", help="how long the request may wait for a slot")
+    p.add_argument(
+        "--spill", choices=SPILLS, help="when nothing fits the tier; default: the daemon's"
+    )
+    p.add_argument(
+        "--explain", action="store_true", help="also the alternates and every rejected candidate"
+    )
+    _daemon_arguments(p, cmd_route)
+
+    p = sub.add_parser("table", help="the capacity table the local daemon routes on")
+    p.add_argument("--model", help="only backends serving this model")
+    p.add_argument("--chip", help="only backends with this chip type")
+    p.add_argument("--node", help="only this node's backends")
+    p.add_argument("--role", choices=ROLES, help="only nodes of this role")
+    p.add_argument("--tier", choices=TIERS, help="only nodes within this tier's one-way bound")
+    p.add_argument(
+        "--state", choices=tuple(MemberState), help="only nodes membership says are in this state"
+    )
+    _daemon_arguments(p, cmd_table)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=cmd_version)

@@ -43,6 +43,7 @@ from hubhop.io.request_router import (
     served_headers,
 )
 from hubhop.scoring.route import decide_route, route_json
+from hubhop.scoring.table_view import QueryError, parse_table_query, table_json
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +313,24 @@ async def hubhop_route(request: web.Request) -> web.Response:
     )
 
 
+async def hubhop_table(request: web.Request) -> web.Response:
+    """GET /hubhop/v1/table[?model=&chip=&node=&role=&tier=&state=]: the capacity table as this
+    node sees it, one row per (node, backend); its own backends only when it does not gossip."""
+    state = _state(request)
+    try:
+        query = parse_table_query(request.query.items())
+    except QueryError as exc:
+        raise ApiError(400, str(exc), "invalid_parameter") from None
+    body = table_json(
+        state.config,
+        state.gate.admission.load() if state.gate is not None else {},
+        query,
+        members=state.members() if state.members is not None else None,
+        scorer=state.cluster.scorer if state.cluster is not None else None,
+    )
+    return web.json_response(body, headers={REQUEST_ID_HEADER: request[REQUEST_ID]})
+
+
 def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Application:
     app = web.Application(middlewares=[errors_and_request_ids])
     app[STATE_KEY] = state
@@ -325,6 +344,7 @@ def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Applicati
     app.router.add_get("/hubhop/v1/peers", hubhop_peers)
     app.router.add_get("/hubhop/v1/rtt", hubhop_rtt)
     app.router.add_post("/hubhop/v1/route", hubhop_route)
+    app.router.add_get("/hubhop/v1/table", hubhop_table)
     app.router.add_get("/v2", kserve_server_metadata)
     app.router.add_get("/v2/health/live", kserve_live)
     app.router.add_get("/v2/health/ready", kserve_ready)
