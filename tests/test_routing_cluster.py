@@ -9,16 +9,13 @@ the budget decide, and the answers must say where they were served.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
 
 from tests.procs import Proc, spawn_demo_backend, spawn_node, wait_until
+from tests.routing_helpers import chat, route
 
 KEY = "AAECAwQFBgcICQoLDA0ODw=="
 NODES = {
@@ -74,33 +71,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Proc
     finally:
         for proc in reversed(procs):
             proc.stop()
-
-
-def route(node: Proc, ask: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{node.url}/hubhop/v1/route",
-        data=json.dumps(ask).encode(),
-        headers={"content-type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return dict(json.loads(response.read()))
-    except urllib.error.HTTPError as exc:
-        return dict(json.loads(exc.read()))
-
-
-def chat(node: Proc, model: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
-    body = {"model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
-    request = urllib.request.Request(
-        f"{node.url}/v1/chat/completions",
-        data=json.dumps(body).encode(),
-        headers={"content-type": "application/json", **headers},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), json.loads(exc.read())
 
 
 def client(node: Proc, **headers: str) -> openai.OpenAI:

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.procs import Proc, spawn_demo_backend, spawn_node, wait_until
-from tests.test_routing_cluster import KEY, chat, route
+from tests.routing_helpers import chat, route
+from tests.test_routing_cluster import KEY
 
 NODES = {
     # name: (address index, role, model served, service time, price)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+from hubhop.core.routing_hints import RouteAsk
 from hubhop.core.tiers import tier_bound_ms
 from hubhop.scoring.candidates import BackendLoad
+from hubhop.scoring.route import decide_route, route_json
 from hubhop.scoring.scorer import Request, Scorer
 
 ENTRY = "wuhan-edge-1"
@@ -125,6 +127,39 @@ def test_a_full_node_is_left_to_emergencies(scorer: Scorer) -> None:
     assert standard.chosen is not None and standard.chosen.node == "shiyan-2"
     emergency = scorer.decide(Request("ct-triage", lane="emergency", tier_ms=request.tier_ms))
     assert emergency.chosen is not None and emergency.chosen.node == "wuhan-dc1"
+
+
+def test_when_every_fitting_backend_is_busy_the_least_loaded_one_is_named_to_queue_at(
+    scorer: Scorer,
+) -> None:
+    # Both ct-triage backends are busy up to their reserve; shiyan's queue is shorter.
+    scorer.table.upsert("wuhan-dc1", "npu-0", load(("ct-triage",), busy=7.0, queue=(0, 6, 0)))
+    scorer.table.upsert("shiyan-2", "npu-0", load(("ct-triage",), busy=7.0))
+    decision = scorer.decide(Request("ct-triage", tier_ms=tier_bound_ms("province")))
+    assert decision.chosen is None
+    assert decision.queued is not None and decision.queued.node == "shiyan-2"
+    assert decision.queued.queue_ms > 0
+    # A row short of more than headroom (here: outside the tier) is no place to queue.
+    city = scorer.decide(Request("ct-triage", tier_ms=tier_bound_ms("city")))
+    assert city.queued is not None and city.queued.node == "wuhan-dc1"
+    assert scorer.decide(Request("seq-align", tier_ms=tier_bound_ms("city"))).queued is None
+
+
+def test_a_busy_node_inside_the_tier_queues_the_request_rather_than_spilling_it(
+    scorer: Scorer,
+) -> None:
+    # Routes name models by protocol (hubhop.scoring.route.scoring_model).
+    scorer.table.upsert("wuhan-dc1", "npu-0", load(("openai:ct-triage",), busy=7.0))
+    scorer.table.upsert("shiyan-2", "npu-0", load(("openai:ct-triage",)))
+    bound = tier_bound_ms("city")
+    ask = RouteAsk(model="ct-triage", lane="standard", tier="city", max_one_way_ms=bound)
+    route = decide_route(scorer, ask, "openai")
+    assert route.chosen is not None and route.chosen.node == "wuhan-dc1"
+    assert route.queued and not route.spilled and route_json(route)["queued"] is True
+    # Refused there (its queue was full): now the request spills to the next tier.
+    rerouted = decide_route(scorer, ask, "openai", refused=[("wuhan-dc1", "npu-0")])
+    assert rerouted.chosen is not None and rerouted.chosen.node == "shiyan-2"
+    assert rerouted.spilled and not rerouted.queued
 
 
 def test_entry_nodes_own_in_flight_requests_steer_away(scorer: Scorer) -> None:

@@ -390,9 +390,17 @@ async def _open_peer(
     route_ms = call.route_ms()
     wan = cluster.wan()
     peer_host = host_of(addr)
+    held_ms = [0.0]  # the emulated WAN's holds both ways: network time the hop's clock misses
+
+    async def hold() -> None:
+        assert wan is not None
+        started = time.perf_counter()
+        await wan.hold(peer_host)
+        held_ms[0] += (time.perf_counter() - started) * 1000.0
+
     if wan is not None:
         try:
-            await wan.hold(peer_host)
+            await hold()
         except ConnectionResetError as exc:
             raise UpstreamUnreachable(upstream, exc) from None
     forward_headers = [
@@ -408,12 +416,6 @@ async def _open_peer(
     answer_headers = {REQUEST_ID_HEADER: call.request_id}
     if served is not None:
         answer_headers.update(_served_headers(served))
-    back: Callable[[], Awaitable[None]] | None = None
-    if wan is not None:
-
-        async def back() -> None:
-            await wan.hold(peer_host)
-
     return await call.pool.open(
         call.request,
         upstream,
@@ -421,8 +423,8 @@ async def _open_peer(
         answer_headers,
         route_ms,
         request_headers=forward_headers,
-        timing=_network_timing,
-        before_answer=back,
+        timing=lambda route, hop, theirs: _network_timing(route, hop + held_ms[0], theirs),
+        before_answer=None if wan is None else hold,
     )
 
 

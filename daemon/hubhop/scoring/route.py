@@ -6,6 +6,11 @@ Rules:
   named tier (city -> province -> region -> national -> any; a custom bound spills to the
   first named tier above it), `any` drops the bound. The answer says which tier it was served
   in and whether it spilled, so no client mistakes a spilled answer for an in-tier one.
+- A node inside the bound whose backend is busy (no free slot outside the emergency reserve)
+  still serves the bound: when no row inside it has a free slot, the best busy one is chosen
+  and the request waits in that node's queue (`queued`), rather than spilling out of its tier
+  or failing. The tier is the promise; queueing is what admission is for. A node whose queue
+  is full answers 429, and the entry re-routes (hubhop.io.request_router).
 - Candidates are (node, backend) rows of the scorer. A backend can only be reached through the
   protocols it speaks, so the scorer's "models" are protocol-qualified (`openai:chat-7b`,
   `kserve_v2:ct-triage`): `scoring_model` makes the name, the gossip feed and every decision
@@ -63,7 +68,12 @@ class Route:
 
     @property
     def chosen(self) -> Candidate | None:
-        return self.decision.chosen
+        return self.decision.chosen or self.decision.queued
+
+    @property
+    def queued(self) -> bool:
+        """The chosen node has no free slot: the request waits in its queue."""
+        return self.decision.chosen is None and self.decision.queued is not None
 
     @property
     def tier(self) -> str:
@@ -83,7 +93,7 @@ def decide_route(
         first = decision = scorer.decide(_request(ask, protocol, bounds[0]))
         bound = bounds[0]
         for looser in bounds[1:]:
-            if decision.chosen is not None:
+            if decision.chosen is not None or decision.queued is not None:
                 break
             decision, bound = scorer.decide(_request(ask, protocol, looser)), looser
     finally:
@@ -95,7 +105,7 @@ def decide_route(
         decision=decision,
         first=first,
         bound_ms=bound,
-        spilled=decision.chosen is not None and bound != ask.max_one_way_ms,
+        spilled=(decision.chosen or decision.queued) is not None and bound != ask.max_one_way_ms,
         refused=refused_keys,
     )
 
@@ -160,6 +170,7 @@ def route_json(route: Route) -> dict[str, Any]:
         "chosen": None if chosen is None else candidate_json(chosen),
         "tier": route.tier if chosen is not None else None,
         "spilled": route.spilled,
+        "queued": route.queued,
         "alternates": [candidate_json(c) for c in route.decision.alternates],
         "rejected": [candidate_json(c, route.refused) for c in route.first.rejected],
     }

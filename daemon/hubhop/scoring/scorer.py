@@ -9,6 +9,11 @@ Rules:
   queue and service, the path (direct or relayed), a few alternates, and the nearest rejected
   rows with their reasons. When nothing fits the tier, the best row outside it is reported as
   the fallback so the caller can spill over or refuse, as the request allows.
+- When no row is feasible only because every backend that fits is busy up to its emergency
+  reserve (NO_HEADROOM, and no other reason), the best of those by the kernel's own cost rule
+  (expected latency with its queue wait, price and green weights) is named `queued`: the node
+  that would take the request into its queue. The kernels keep their contract (headroom is a
+  reason); whether to queue there or look elsewhere is the caller's rule.
 - Randomness for the power-of-two choice lives in `rng_state`, seeded by the caller, so a run
   can be replayed.
 """
@@ -82,6 +87,7 @@ class Decision:
     fallback: Candidate | None
     alternates: tuple[Candidate, ...]
     rejected: tuple[Candidate, ...]
+    queued: Candidate | None = None  # nothing chosen: the best row short only of headroom
 
     def explain(self, tier_ms: float) -> list[str]:
         """One line per rejected row, e.g. 'shiyan-2/npu-0: 3.4 ms > tier 1 ms'."""
@@ -134,7 +140,23 @@ class Scorer:
             fallback=self._candidate(fallback, latency) if fallback >= 0 else None,
             alternates=self._alternates(chosen, latency),
             rejected=self._rejected(latency),
+            queued=self._queued(request, latency) if chosen < 0 else None,
         )
+
+    def _queued(self, request: Request, latency: np.ndarray) -> Candidate | None:
+        """The best row whose only reason is NO_HEADROOM, costed as the kernel costs rows."""
+        rows = np.flatnonzero(self._reasons == rsn.NO_HEADROOM)
+        if rows.size == 0:
+            return None
+        num = self.table.row_num
+        cost = self._expected[rows] + request.price_weight_ms * num[col.ROW_PRICE, rows]
+        if request.lane == "batch":
+            cost = cost + request.green_weight_ms * (1.0 - num[col.ROW_GREEN, rows])
+        finite = np.isfinite(cost)
+        if not finite.any():
+            return None
+        best = int(rows[finite][np.argmin(cost[finite])])
+        return self._candidate(best, latency)
 
     def _candidate(self, row: int, latency: np.ndarray) -> Candidate:
         node_id = int(self.table.row_node[row])
