@@ -15,7 +15,7 @@ from types import ModuleType
 
 # name -> module; append new benchmarks here.
 BENCHMARKS: dict[str, str] = {
-    "proxy_overhead": "bench.proxy_overhead",
+    "proxy": "bench.proxy",
     "kernels": "bench.kernels",
     "gossip": "bench.gossip",
     "latency": "bench.latency",

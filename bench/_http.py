@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 # Response heads from these servers are a few hundred bytes; 64 KiB bounds a runaway one.
 MAX_HEAD_BYTES = 64 * 1024
-# A 16 MB upload on loopback takes well under a second; 60 s only stops a stuck server.
+# A 200 MB upload on loopback takes about a second; 60 s only stops a stuck server.
 REQUEST_TIMEOUT_S = 60.0
 
 
@@ -29,11 +30,29 @@ class HttpError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class GeneratedBody:
+    """A large body made piece by piece while it is sent, so neither it nor the client's memory
+    holds it whole: `chunks()` yields `size` bytes in all."""
+
+    size: int
+    chunks: Callable[[], Iterable[bytes | memoryview]]
+
+
+Payload = bytes | memoryview | GeneratedBody
+
+
+@dataclass(frozen=True)
 class Request:
     """A prebuilt request: its head and body bytes, and the body to send after them (if any)."""
 
     prefix: bytes  # head plus any small body: written in one call
-    payload: bytes | memoryview | None = None  # a large body written after the prefix
+    payload: Payload | None = None  # a large body written after the prefix
+
+
+def _payload_size(payload: Payload | None) -> int:
+    if payload is None:
+        return 0
+    return payload.size if isinstance(payload, GeneratedBody) else len(payload)
 
 
 @dataclass(frozen=True)
@@ -57,11 +76,11 @@ def build_request(
     path: str,
     body: bytes,
     headers: dict[str, str],
-    payload: bytes | memoryview | None = None,
+    payload: Payload | None = None,
 ) -> Request:
     """Prebuild a request to `url` (scheme://host:port); `payload` follows `body` unbuffered."""
     parts = urlsplit(url)
-    length = len(body) + (len(payload) if payload is not None else 0)
+    length = len(body) + _payload_size(payload)
     lines = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {length}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -107,7 +126,11 @@ class Connection:
         reader, writer = self._reader, self._writer
         assert reader is not None and writer is not None
         writer.write(request.prefix)
-        if request.payload is not None:
+        if isinstance(request.payload, GeneratedBody):
+            for chunk in request.payload.chunks():
+                writer.write(chunk)
+                await writer.drain()  # one chunk in the send buffer at a time
+        elif request.payload is not None:
             writer.write(request.payload)
             await writer.drain()
         try:

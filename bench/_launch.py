@@ -93,6 +93,19 @@ def cpu_seconds(pid: int) -> float:
     return _stat_cpu_seconds(pid)
 
 
+def vm_kib(pid: int, field_name: str) -> int:
+    """A memory figure of /proc/PID/status (VmRSS, VmHWM, ...) in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise KeyError(field_name)
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Reset the process's peak resident size (VmHWM) so a later read shows a new peak."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 def _stat_cpu_seconds(pid: int) -> float:
     """utime + stime of /proc/PID/stat, for kernels without schedstat."""
     try:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench._launch import Proc, run_hubhop_node, start_demo_backend
+from bench._launch import Proc, reset_peak_rss, run_hubhop_node, start_demo_backend, vm_kib
 
 __all__ = [
     "Proc",
@@ -48,19 +48,6 @@ def node_config(
         f'[[backends]]\nname = "demo"\nurl = "{backend_url}"\n'
         f'protocol = ["openai", "kserve_v2"]\nmodels = [{model_list}]\nslots = 4\n'
     )
-
-
-def vm_kib(pid: int, field_name: str) -> int:
-    """A memory figure of /proc/PID/status (VmRSS, VmHWM, ...) in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    raise KeyError(field_name)
-
-
-def reset_peak_rss(pid: int) -> None:
-    """Reset the process's peak resident size (VmHWM) so a later read shows a new peak."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -12,6 +12,10 @@ Rules:
 - The client's garbage collector is paused during a block (and run between blocks), so a
   collection never lands inside one variant's timings.
 - Every block is bounded by count and by a time cap; the whole run by a wall-clock budget.
+- CPU of each proxy process is read (schedstat, ns) before and after every block, so CPU per
+  request is known per round and its median across rounds is the figure.
+- Memory: before every upload the proxy's peak RSS (VmHWM) is reset; after it, the peak is
+  read. The figure is the highest peak of the run, and its growth over the RSS just before.
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from bench._http import Connection, Request
-from bench._launch import Proc
-from bench.proxy_overhead import workloads
-from bench.proxy_overhead.plan import Plan
+from bench._launch import Proc, reset_peak_rss, vm_kib
+from bench.proxy import workloads
+from bench.proxy.plan import Plan
 
 
 @dataclass
@@ -37,17 +42,24 @@ class Target:
     name: str
     url: str
     proxy: Proc | None = None
+    # A header every answer through this variant must carry (hubhop: proof it was routed).
+    must_answer_with: str | None = None
 
 
-@dataclass
-class CpuTally:
-    """CPU seconds a process used during measured blocks, and the requests they served."""
+@dataclass(frozen=True)
+class Block:
+    """One measured block: requests done, wall seconds, and CPU seconds of the proxy (None for
+    direct) and of the backend during it."""
 
-    seconds: float = 0.0
-    requests: int = 0
+    requests: int
+    seconds: float
+    proxy_cpu_s: float | None
+    backend_cpu_s: float
 
-    def per_request_us(self) -> float | None:
-        return self.seconds / self.requests * 1e6 if self.requests else None
+    def proxy_cpu_us_per_request(self) -> float | None:
+        if self.proxy_cpu_s is None or not self.requests:
+            return None
+        return self.proxy_cpu_s / self.requests * 1e6
 
 
 @dataclass
@@ -55,11 +67,11 @@ class Samples:
     """Everything measured for one workload on one variant."""
 
     c1_rounds: list[np.ndarray] = field(default_factory=list)  # ns per request, per round
-    cn_rounds: list[tuple[int, float]] = field(default_factory=list)  # (requests, seconds)
+    c1_blocks: list[Block] = field(default_factory=list)
     cn_latency: list[np.ndarray] = field(default_factory=list)  # ns per request under load
-    proxy_cpu_c1: CpuTally = field(default_factory=CpuTally)
-    proxy_cpu_cn: CpuTally = field(default_factory=CpuTally)
-    backend_cpu_c1: CpuTally = field(default_factory=CpuTally)
+    cn_blocks: list[Block] = field(default_factory=list)
+    # Uploads only: (RSS before, peak RSS during) of the proxy process, KiB, per block.
+    rss_kib: list[tuple[int, int]] = field(default_factory=list)
     truncated_blocks: int = 0
 
 
@@ -71,6 +83,12 @@ class Outcome:
     stopped_by_budget: bool
     seconds: float
     reconnects: dict[str, int]
+    # CPU % of each proxy process while idle, before the measurement (gossip, timers).
+    idle_cpu_percent: dict[str, float]
+
+
+# Idle CPU is read over this long before round 1: enough to see a few gossip rounds.
+IDLE_WINDOW_S = 2.0
 
 
 class Runner:
@@ -79,10 +97,11 @@ class Runner:
         self.targets = targets
         self.backend = backend
         self.requests = {
-            (w.name, t.name): workloads.build(w.name, t.url)
+            (w.name, t.name): workloads.build(w.name, t.url, plan.upload_bytes)
             for w in workloads.WORKLOADS
             for t in targets
         }
+        self.idle_cpu_percent: dict[str, float] = {}
         self.c1: dict[str, Connection] = {}
         self.cn: dict[str, list[Connection]] = {}
         self.samples = {w.name: {t.name: Samples() for t in targets} for w in workloads.WORKLOADS}
@@ -104,7 +123,12 @@ class Runner:
         for workload in workloads.WORKLOADS:
             for target in self.targets:
                 request = self.requests[workload.name, target.name]
-                workloads.check(workload.name, await self.c1[target.name].send(request))
+                answer = await self.c1[target.name].send(request)
+                workloads.check(workload.name, answer, self.plan.upload_bytes)
+                if target.must_answer_with and answer.header(target.must_answer_with) is None:
+                    raise workloads.BadAnswer(
+                        f"{target.name}: {workload.name} answer lacks {target.must_answer_with}"
+                    )
                 if workload.kind == "transfer":
                     await self.c1[target.name].send(request)
                     continue
@@ -112,6 +136,14 @@ class Runner:
                     _ok(workload.name, (await self.c1[target.name].send(request)).status)
                 await _concurrent(self.cn[target.name], request, self.plan.warmup, 30.0)
         say(f"warm-up done: {self.plan.warmup} requests per variant and workload")
+        before = {t.name: t.proxy.cpu_seconds() for t in self.targets if t.proxy is not None}
+        started = time.perf_counter()
+        await asyncio.sleep(IDLE_WINDOW_S)
+        elapsed = time.perf_counter() - started
+        for target in self.targets:
+            if target.proxy is not None:
+                used = target.proxy.cpu_seconds() - before[target.name]
+                self.idle_cpu_percent[target.name] = used / elapsed * 100
 
     async def run(self, say: Callable[[str], None]) -> Outcome:
         plan = self.plan
@@ -144,51 +176,64 @@ class Runner:
             for name in self.c1
         }
         return Outcome(
-            self.samples, rounds_done, uploads_done, stopped, time.monotonic() - started, reconnects
+            self.samples,
+            rounds_done,
+            uploads_done,
+            stopped,
+            time.monotonic() - started,
+            reconnects,
+            self.idle_cpu_percent,
         )
 
     async def _c1_block(self, workload: str, target: Target, count: int) -> None:
         samples = self.samples[workload][target.name]
         request = self.requests[workload, target.name]
-        proxy_before, backend_before = self._cpu(target)
-        gc.collect()
-        gc.disable()
-        try:
-            timings, truncated = await _sequential(
-                self.c1[target.name], workload, request, count, self.plan.block_cap_s
-            )
-        finally:
-            gc.enable()
-        proxy_after, backend_after = self._cpu(target)
+        watch_rss = target.proxy is not None and workload == workloads.UPLOAD
+        if watch_rss:
+            assert target.proxy is not None
+            reset_peak_rss(target.proxy.pid)
+            rss_before = vm_kib(target.proxy.pid, "VmRSS")
+        block, timings, truncated = await self._block(
+            target,
+            _sequential(self.c1[target.name], workload, request, count, self.plan.block_cap_s),
+        )
+        if watch_rss:
+            assert target.proxy is not None
+            samples.rss_kib.append((rss_before, vm_kib(target.proxy.pid, "VmHWM")))
         samples.c1_rounds.append(timings)
+        samples.c1_blocks.append(block)
         samples.truncated_blocks += truncated
-        if target.proxy is not None:
-            samples.proxy_cpu_c1.seconds += proxy_after - proxy_before
-            samples.proxy_cpu_c1.requests += len(timings)
-        samples.backend_cpu_c1.seconds += backend_after - backend_before
-        samples.backend_cpu_c1.requests += len(timings)
 
     async def _cn_block(self, workload: str, target: Target) -> None:
         samples = self.samples[workload][target.name]
         request = self.requests[workload, target.name]
-        proxy_before, _ = self._cpu(target)
+        block, timings, truncated = await self._block(
+            target,
+            _concurrent(
+                self.cn[target.name], request, self.plan.throughput_block, self.plan.block_cap_s
+            ),
+        )
+        samples.cn_latency.append(timings)
+        samples.cn_blocks.append(block)
+        samples.truncated_blocks += truncated
+
+    async def _block(
+        self, target: Target, load: Coroutine[Any, Any, tuple[np.ndarray, bool]]
+    ) -> tuple[Block, np.ndarray, bool]:
+        """Run `load` with the client's GC paused, reading wall time and CPU around it."""
+        proxy_before, backend_before = self._cpu(target)
         gc.collect()
         gc.disable()
         try:
             started = time.perf_counter()
-            timings, truncated = await _concurrent(
-                self.cn[target.name], request, self.plan.throughput_block, self.plan.block_cap_s
-            )
+            timings, truncated = await load
             elapsed = time.perf_counter() - started
         finally:
             gc.enable()
-        proxy_after, _ = self._cpu(target)
-        samples.cn_rounds.append((len(timings), elapsed))
-        samples.cn_latency.append(timings)
-        samples.truncated_blocks += truncated
-        if target.proxy is not None:
-            samples.proxy_cpu_cn.seconds += proxy_after - proxy_before
-            samples.proxy_cpu_cn.requests += len(timings)
+        proxy_after, backend_after = self._cpu(target)
+        proxy_cpu = None if target.proxy is None else proxy_after - proxy_before
+        block = Block(len(timings), elapsed, proxy_cpu, backend_after - backend_before)
+        return block, timings, truncated
 
     def _cpu(self, target: Target) -> tuple[float, float]:
         proxy = target.proxy.cpu_seconds() if target.proxy is not None else 0.0
