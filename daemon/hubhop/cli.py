@@ -8,6 +8,7 @@ daemon that answered 5xx.
 
 The commands that ask the local daemon (members, peers, rtt, route, table) find it through
 --url, or else the http.listen of the node's --config; what they print is `hubhop.cli_tables`'.
+A node whose [[tokens]] require a client token is asked with the one in $HUBHOP_TOKEN.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ EX_UNAVAILABLE = 69
 EX_CONFIG = 78
 # A daemon answers from memory in milliseconds; ten seconds only bounds a hung or wrong address.
 DAEMON_TIMEOUT_S = 10
+# The bearer token the query commands present, for a node whose [[tokens]] make it required.
+TOKEN_ENV = "HUBHOP_TOKEN"
 
 
 def _print_faults(error: ConfigError) -> None:
@@ -112,9 +115,11 @@ def _ask_daemon(
     if isinstance(url, int):
         return url
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{url}{path}", data=data, headers={"content-type": "application/json"}
-    )
+    headers = {"content-type": "application/json"}
+    token = os.environ.get(TOKEN_ENV)
+    if token:  # a node with [[tokens]] answers its clients only (an env var: argv is public)
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"{url}{path}", data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=DAEMON_TIMEOUT_S) as response:
             view: dict[str, Any] = json.loads(response.read())

@@ -23,6 +23,7 @@ import tomllib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from hubhop.core.client_tokens import ClientToken, parse_token
 from hubhop.core.routing_config import RoutingConfig, parse_routing
 from hubhop.core.toml_table import TomlTable, kind
 
@@ -206,6 +207,8 @@ class NodeConfig:
     wan: WanConfig | None = None
     # Defaults for requests that give no hints, and what this listener's clients may ask for.
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    # Clients known by bearer token, each with its own routing defaults and caps.
+    tokens: tuple[ClientToken, ...] = ()
     backends: tuple[BackendConfig, ...] = ()
 
     def backends_for(self, protocol: str, model: str) -> tuple[BackendConfig, ...]:
@@ -290,6 +293,10 @@ def _build(root: _Table) -> NodeConfig | None:
         if root.has(section) and gossip is None:
             root.fault(section, "needs a [gossip] section: it works over the gossip socket")
 
+    tokens = tuple(parse_token(t, routing) for t in root.table_array("tokens"))
+    for what, keys in (("name", [t.name for t in tokens]), ("sha256", [t.digest for t in tokens])):
+        if len(set(keys)) != len(keys):
+            root.fault("tokens", f"two tokens have the same {what}")
     backends = tuple(_backend(t) for t in root.table_array("backends"))
     names = [b.name for b in backends]
     for name in sorted({n for n in names if names.count(n) > 1}):
@@ -305,6 +312,7 @@ def _build(root: _Table) -> NodeConfig | None:
         latency=latency,
         wan=wan,
         routing=routing,
+        tokens=tokens,
         backends=backends,
     )
 

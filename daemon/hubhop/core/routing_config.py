@@ -16,7 +16,7 @@ Rules:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hubhop.core.tiers import LANES, TIERS
@@ -56,6 +56,13 @@ class RoutingConfig:
     # Emergency hedging: after this delay without an answer, a second node is asked too.
     # None: derived from the request's expected latency when the request is routed.
     hedge_delay_ms: float | None = None
+    # The highest budget a request may state, and the budget of one that states none. No cap:
+    # a node's own apps spend what they ask until the operator says otherwise.
+    max_budget: float = math.inf
+    # When [[tokens]] are configured: a request without a token is served with this section's
+    # defaults and caps (true), or refused with 401 (false). True keeps a node without tokens,
+    # and the apps already calling it, working as before.
+    anonymous: bool = True
 
 
 class SectionReader(Protocol):
@@ -78,14 +85,16 @@ class SectionReader(Protocol):
 
     def number(self, key: str, default: float, *, lo: float, hi: float) -> float: ...
 
+    def boolean(self, key: str, default: bool) -> bool: ...
+
     def finish(self) -> None: ...
 
 
 def parse_routing(t: SectionReader) -> RoutingConfig:
     """Read the `[routing]` table, recording every fault on it; defaults where a key is absent."""
     d = RoutingConfig()
-    allowed_lanes = _allowed(t, "allowed_lanes", LANES)
-    allowed_tiers = _allowed(t, "allowed_tiers", TIERS)
+    allowed_lanes = allowed_subset(t, "allowed_lanes", LANES)
+    allowed_tiers = allowed_subset(t, "allowed_tiers", TIERS)
     lo, hi = MAX_TRIES_RANGE
     config = RoutingConfig(
         lane=_default_choice(t, "lane", d.lane, LANES, allowed_lanes),
@@ -101,12 +110,37 @@ def parse_routing(t: SectionReader) -> RoutingConfig:
             if t.has("hedge_delay_ms")
             else None
         ),
+        max_budget=t.number("max_budget", d.max_budget, lo=0.0, hi=math.inf),
+        anonymous=t.boolean("anonymous", d.anonymous),
     )
     t.finish()
     return config
 
 
-def _allowed(t: SectionReader, key: str, known: tuple[str, ...]) -> tuple[str, ...]:
+def parse_client_policy(t: SectionReader, listener: RoutingConfig) -> RoutingConfig:
+    """A client token's defaults and caps (`lane`, `tier`, `spill`, `allowed_lanes`,
+    `allowed_tiers`, `max_budget`), each the listener's where the token's table does not say.
+    A token may be granted more than anonymous clients (the emergency lane, say); that is what
+    tokens are for. The caller reads the token's other keys and calls `finish`."""
+    allowed_lanes = allowed_subset(t, "allowed_lanes", LANES) if t.has("allowed_lanes") else None
+    allowed_tiers = allowed_subset(t, "allowed_tiers", TIERS) if t.has("allowed_tiers") else None
+    lanes = allowed_lanes or listener.allowed_lanes
+    tiers = allowed_tiers or listener.allowed_tiers
+    # The listener's default lane may be one the token is not allowed: then its first allowed.
+    lane_default = listener.lane if listener.lane in lanes else lanes[0]
+    tier_default = listener.tier if listener.tier in tiers else tiers[-1]
+    return replace(
+        listener,
+        lane=_default_choice(t, "lane", lane_default, LANES, lanes),
+        tier=_default_choice(t, "tier", tier_default, TIERS, tiers),
+        spill=t.choice("spill", SPILLS, default=listener.spill),
+        allowed_lanes=lanes,
+        allowed_tiers=tiers,
+        max_budget=t.number("max_budget", listener.max_budget, lo=0.0, hi=math.inf),
+    )
+
+
+def allowed_subset(t: SectionReader, key: str, known: tuple[str, ...]) -> tuple[str, ...]:
     """The allowed subset of `known`, in canonical order; all of it when absent or faulty."""
     if not t.has(key):
         return known

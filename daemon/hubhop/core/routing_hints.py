@@ -151,9 +151,13 @@ def _ask(model: str, given: Mapping[str, tuple[str, object]], config: RoutingCon
     chip = None
     if "chip" in given:
         chip = _chip(*given["chip"])
-    budget = math.inf
+    budget = config.max_budget
     if "budget" in given:
         budget = _budget(*given["budget"])
+        if budget > config.max_budget:
+            name, raw = given["budget"]
+            cap = f"{config.max_budget:g}"
+            raise HintError(name, f"{_shown(raw)} is over this client's cap of {cap}", 403)
     deadline_ms = None
     if "deadline_ms" in given:
         deadline_ms = _deadline(*given["deadline_ms"])

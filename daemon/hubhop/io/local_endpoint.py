@@ -8,6 +8,9 @@ Rules:
   the backend and never held whole, up to `http.max_body_bytes`.
 - Every answer carries `x-request-id` (the client's, or one made here) and, when proxied,
   `x-hubhop-node` and `x-hubhop-backend` saying where it was served.
+- With `[[tokens]]` configured, a client is known by its bearer token and gets that token's
+  routing defaults and caps; a wrong token is a 401, no token is the listener's policy or a 401
+  (`[routing] anonymous`); health probes need none. The token never goes upstream.
 - Every failure is a JSON error in the client's API style; the daemon keeps serving.
 - While draining, readiness answers 503 and new work is refused with 503 so a load balancer or a
   client retries elsewhere; requests already in flight run to completion.
@@ -21,12 +24,13 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
 
 from hubhop import __version__
+from hubhop.core.client_tokens import ClientToken, TokenError, identify
 from hubhop.core.config import NodeConfig
 from hubhop.core.headers import REQUEST_ID_HEADER, valid_request_id
 from hubhop.core.local_choice import pick_backend
@@ -67,11 +71,27 @@ class EndpointState:
     cluster: Cluster | None = None
     # Admission to this node's backends; the app sets it before serving.
     gate: AdmissionGate | None = None
+    # The config as each token's client sees it (its routing policy), for the config in force.
+    _client_configs: tuple[NodeConfig | None, dict[str, NodeConfig]] = field(
+        default_factory=lambda: (None, {})
+    )
+
+    def config_for(self, token: ClientToken) -> NodeConfig:
+        """The config in force, with the routing policy of `token`'s client."""
+        built_for, configs = self._client_configs
+        if built_for is not self.config:
+            configs = {}
+            self._client_configs = (self.config, configs)
+        if token.name not in configs:
+            configs[token.name] = replace(self.config, routing=token.routing)
+        return configs[token.name]
 
 
 STATE_KEY = web.AppKey("hubhop_state", EndpointState)
 POOL_KEY = web.AppKey("hubhop_pool", BackendPool)
 REQUEST_ID = web.RequestKey("hubhop_request_id", str)
+CLIENT_CONFIG = web.RequestKey("hubhop_client_config", NodeConfig)
+AUTHORIZATION = "Authorization"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -101,6 +121,38 @@ async def errors_and_request_ids(request: web.Request, handler: Handler) -> web.
     except Exception:
         log.exception("request %s %s failed", request.method, request.path)
         return error_response(request.path, 500, "internal error", "internal_error", headers)
+
+
+# Liveness and readiness probes answer anyone: a load balancer or systemd holds no token.
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="hubhop"'}
+
+
+@web.middleware
+async def client_tokens(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With [[tokens]] configured: who the client is (hubhop.core.client_tokens), its routing
+    policy for the handlers (CLIENT_CONFIG), and its token kept from every upstream. A request
+    from a peer daemon (TARGET_HEADER) carries no client token: serve_forwarded vets it."""
+    state = _state(request)
+    config = state.config
+    if not config.tokens or request.path in OPEN_PATHS or TARGET_HEADER in request.headers:
+        return await handler(request)
+    try:
+        token = identify(config.tokens, request.headers.get(AUTHORIZATION))
+    except TokenError as exc:
+        raise ApiError(401, str(exc), "unauthorized", UNAUTHORIZED) from None
+    if token is None and not config.routing.anonymous:
+        message = "this node serves only clients with a bearer token"
+        raise ApiError(401, message, "unauthorized", UNAUTHORIZED)
+    request[CLIENT_CONFIG] = config if token is None else state.config_for(token)
+    headers = request.headers.copy()
+    headers.popall(AUTHORIZATION, None)
+    return await handler(request.clone(headers=headers))
+
+
+def _client_config(request: web.Request) -> NodeConfig:
+    """The config as this request's client sees it: the token's routing policy, if any."""
+    return request.get(CLIENT_CONFIG) or _state(request).config
 
 
 def _state(request: web.Request) -> EndpointState:
@@ -154,8 +206,8 @@ async def _inference(
     state = _state(request)
     assert state.gate is not None, "the app sets the admission gate before serving"
     call = Call(
-        request, request[REQUEST_ID], state.config, request.app[POOL_KEY], state.gate, body,
-        started,
+        request, request[REQUEST_ID], _client_config(request), request.app[POOL_KEY], state.gate,
+        body, started,
     )  # fmt: skip
     if TARGET_HEADER in request.headers:
         return await serve_forwarded(call, state.cluster)
@@ -297,7 +349,7 @@ async def hubhop_route(request: web.Request) -> web.Response:
     if protocol not in (OPENAI, KSERVE):
         raise ApiError(400, f"protocol: {protocol!r} is not openai or kserve_v2", "invalid_hint")
     try:
-        ask = route_ask_from_json(document, state.config.routing)
+        ask = route_ask_from_json(document, _client_config(request).routing)
     except HintError as exc:
         raise ApiError(exc.status, str(exc), "invalid_hint") from None
     if state.cluster is None:
@@ -332,7 +384,7 @@ async def hubhop_table(request: web.Request) -> web.Response:
 
 
 def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Application:
-    app = web.Application(middlewares=[errors_and_request_ids])
+    app = web.Application(middlewares=[errors_and_request_ids, client_tokens])
     app[STATE_KEY] = state
     app[POOL_KEY] = pool
     app.router.add_post("/v1/chat/completions", openai_inference)
