@@ -5,6 +5,7 @@ Rules:
   (`sha256`, 64 hex digits), never the token itself, so a config file that leaks does not
   leak the tokens. The rest of the entry is the client's routing policy: defaults and caps
   (`hubhop.core.routing_config.parse_client_policy`), the listener's where it says nothing.
+  hubhop.core.config reads the entries, as it reads every section.
 - A request presents its token as `Authorization: Bearer TOKEN`. Its SHA-256 is compared with
   every configured digest in constant time (hmac.compare_digest), and every entry is compared,
   so the time taken says nothing about which entry, or how much of one, matched.
@@ -21,9 +22,8 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Protocol
 
-from hubhop.core.routing_config import RoutingConfig, SectionReader, parse_client_policy
+from hubhop.core.routing_config import RoutingConfig
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 TOKEN_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -41,30 +41,6 @@ class ClientToken:
 
 class TokenError(Exception):
     """The request's Authorization header does not identify a configured client."""
-
-
-class TokenTable(SectionReader, Protocol):
-    """The getters the tokens' tables need beyond the routing policy's."""
-
-    def string(
-        self,
-        key: str,
-        default: str = "",
-        *,
-        required: bool = False,
-        pattern: re.Pattern[str] | None = None,
-        allow_empty: bool = False,
-    ) -> str: ...
-
-
-def parse_token(t: TokenTable, listener: RoutingConfig) -> ClientToken:
-    """One `[[tokens]]` entry, faults recorded on its table."""
-    name = t.string("name", required=True, pattern=TOKEN_NAME)
-    digest_hex = t.string("sha256", required=True, pattern=SHA256_HEX)
-    routing = parse_client_policy(t, listener)
-    t.finish()
-    digest = bytes.fromhex(digest_hex) if SHA256_HEX.fullmatch(digest_hex) else b""
-    return ClientToken(name=name, digest=digest, routing=routing)
 
 
 def token_digest(token: str) -> str:

@@ -23,8 +23,8 @@ import tomllib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from hubhop.core.client_tokens import ClientToken, parse_token
-from hubhop.core.routing_config import RoutingConfig, parse_routing
+from hubhop.core.client_tokens import SHA256_HEX, TOKEN_NAME, ClientToken
+from hubhop.core.routing_config import RoutingConfig, parse_client_policy, parse_routing
 from hubhop.core.toml_table import TomlTable, kind
 
 ROLES = ("edge", "city", "hub")
@@ -293,7 +293,7 @@ def _build(root: _Table) -> NodeConfig | None:
         if root.has(section) and gossip is None:
             root.fault(section, "needs a [gossip] section: it works over the gossip socket")
 
-    tokens = tuple(parse_token(t, routing) for t in root.table_array("tokens"))
+    tokens = tuple(_token(t, routing) for t in root.table_array("tokens"))
     for what, keys in (("name", [t.name for t in tokens]), ("sha256", [t.digest for t in tokens])):
         if len(set(keys)) != len(keys):
             root.fault("tokens", f"two tokens have the same {what}")
@@ -361,6 +361,15 @@ def _wan(root: _Table) -> WanConfig:
         seed = t.integer("seed", 0, lo=0, hi=2**63 - 1)
     t.finish()
     return WanConfig(topology, site, seed)
+
+
+def _token(t: _Table, listener: RoutingConfig) -> ClientToken:
+    name = t.string("name", required=True, pattern=TOKEN_NAME)
+    digest_hex = t.string("sha256", required=True, pattern=SHA256_HEX)
+    routing = parse_client_policy(t, listener)
+    t.finish()
+    digest = bytes.fromhex(digest_hex) if SHA256_HEX.fullmatch(digest_hex) else b""
+    return ClientToken(name=name, digest=digest, routing=routing)
 
 
 def _backend(t: _Table) -> BackendConfig:
