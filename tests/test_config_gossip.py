@@ -64,3 +64,26 @@ def test_a_full_section_parses_with_seeds_keys_and_tuning() -> None:
 )  # fmt: skip
 def test_each_gossip_fault_is_named(section: str, expected: str) -> None:
     assert expected in faults("[gossip]\n" + section)
+
+
+GOSSIP = f'[gossip]\nbind = "127.0.4.1:7946"\nkeys = ["{KEY}"]\n'
+WILDCARD = '[node]\nname = "wuhan-edge-1"\nrole = "edge"\n[http]\nlisten = "0.0.0.0:8080"\n'
+
+
+def test_a_wildcard_listen_must_say_the_address_peers_reach_it_at() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(WILDCARD + GOSSIP, "edge.toml")
+    assert any("http.advertise" in f and "wildcard" in f for f in caught.value.faults)
+    text = WILDCARD.replace('8080"\n', '8080"\nadvertise = "10.20.0.7"\n') + GOSSIP
+    http = parse_config(text, "edge.toml").http
+    assert http.peer_host == "10.20.0.7"
+    # Without gossip a wildcard needs nothing: no peer ever calls this node.
+    assert parse_config(WILDCARD, "edge.toml").http.peer_host is None
+
+
+@pytest.mark.parametrize("advertise", ["node-7.example", "0.0.0.0", "10.20.0"])
+def test_an_advertised_address_must_be_a_reachable_ip(advertise: str) -> None:
+    text = WILDCARD.replace('8080"\n', f'8080"\nadvertise = "{advertise}"\n') + GOSSIP
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "edge.toml")
+    assert any(f.startswith("edge.toml: http.advertise:") for f in caught.value.faults)

@@ -96,7 +96,9 @@ class Node:
 
     @property
     def url(self) -> str:
-        host = self.config.http.listen.host
+        """Where this daemon's HTTP side is reached: the advertised address if the config
+        gives one, else the listen address."""
+        host = self.config.http.peer_host or self.config.http.listen.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.bound_port}"
 

@@ -38,6 +38,8 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 # the characters they use, but nothing that breaks a URL path segment or a header.
 MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 # Chip types are labels such as "nvidia-h100", "ascend-910b", "cpu".
+# Listen hosts that mean "every address": no one address a peer can be told.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 CHIP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 BASE64_PATTERN = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 
@@ -90,6 +92,17 @@ class HttpSettings:
     # Pooled keep-alive connections per backend: above any backend's slot count we ship, so the
     # pool never becomes the queue.
     max_connections_per_backend: int = 256
+    # The address peers reach this daemon's HTTP side at, when `listen` cannot say it (a
+    # wildcard). None: the listen address, which is the usual case of one address per node.
+    advertise: str | None = None
+
+    @property
+    def peer_host(self) -> str | None:
+        """The address this daemon's records name, and its requests to peers leave from (None:
+        left to the kernel, for a wildcard listen without `advertise`)."""
+        if self.advertise is not None:
+            return self.advertise
+        return None if self.listen.host in WILDCARD_HOSTS else self.listen.host
 
 
 @dataclass(frozen=True)
@@ -263,6 +276,7 @@ def _build(root: _Table) -> NodeConfig | None:
         max_connections_per_backend=http_t.integer(
             "max_connections_per_backend", d.max_connections_per_backend, lo=1, hi=65536
         ),
+        advertise=_advertise(http_t) if http_t.has("advertise") else None,
     )
     http_t.finish()
 
@@ -289,6 +303,12 @@ def _build(root: _Table) -> NodeConfig | None:
     latency = _latency(root) if root.has("latency") else LatencyConfig()
     wan = _wan(root) if root.has("wan") else None
     routing = parse_routing(root.table("routing")) if root.has("routing") else RoutingConfig()
+    if gossip is not None and http.peer_host is None:
+        root.fault(
+            "http.advertise",
+            f"http.listen {http.listen.host} is a wildcard: peers need the address they reach"
+            " this node at (set http.advertise)",
+        )
     for section in ("latency", "wan"):
         if root.has(section) and gossip is None:
             root.fault(section, "needs a [gossip] section: it works over the gossip socket")
@@ -361,6 +381,19 @@ def _wan(root: _Table) -> WanConfig:
         seed = t.integer("seed", 0, lo=0, hi=2**63 - 1)
     t.finish()
     return WanConfig(topology, site, seed)
+
+
+def _advertise(t: _Table) -> str | None:
+    host = t.string("advertise")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        t.fault("advertise", f"{host!r} is not an IP address")
+        return None
+    if address.is_unspecified:
+        t.fault("advertise", f"{host} is a wildcard, not an address peers can reach")
+        return None
+    return host
 
 
 def _token(t: _Table, listener: RoutingConfig) -> ClientToken:

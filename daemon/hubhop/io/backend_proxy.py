@@ -127,11 +127,9 @@ class BackendPool:
     async def start(self) -> None:
         self._session = self._new_session(None)
         # Peers take a forwarded request only from an address a member's record names: ours is
-        # the listen address, so connections to peers leave from it (a wildcard listen leaves
-        # the choice to the kernel).
-        host = self._settings.listen.host
-        wildcard = host in ("0.0.0.0", "::", "")
-        self._peer_session = self._new_session(None if wildcard else (host, 0))
+        # the advertised (else the listen) address, so connections to peers leave from it.
+        host = self._settings.peer_host
+        self._peer_session = self._new_session(None if host is None else (host, 0))
 
     def _new_session(self, local_addr: tuple[str, int] | None) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
