@@ -233,3 +233,43 @@ def test_limits_and_backends_are_validated() -> None:
         AdmissionLimits(max_wait_s=(1.0, -1.0, 1.0))
     with pytest.raises(ValueError, match="reserve"):
         Admission({"gpu": (2, 2)})
+
+
+def test_a_reload_with_more_slots_admits_waiters_and_keeps_everyone() -> None:
+    admission = Admission({"gpu": (1, 0)}, AdmissionLimits(service_gain=1.0))
+    holder, _, second = fill(admission, "gpu", "standard", 3)
+    admission.release(holder, 0.5, 0.2)  # a service-time estimate, which the reload keeps
+    settled = admission.reconfigure({"gpu": (3, 0), "npu": (1, 0)}, 1.0)
+    assert [(t.id, t.state) for t in settled] == [(second.id, ADMITTED)]
+    assert admission.load() == {
+        "gpu": (2.0, (0.0, 0.0, 0.0), pytest.approx(200.0)),
+        "npu": (0.0, (0.0, 0.0, 0.0), 0.0),
+    }
+    assert admission.offer("npu", "batch", 1.0)[0].state is ADMITTED
+
+
+def test_a_reload_with_fewer_slots_lets_holders_finish_before_admitting_more() -> None:
+    admission = Admission({"gpu": (3, 0)})
+    held = fill(admission, "gpu", "standard", 3)
+    assert admission.reconfigure({"gpu": (1, 0)}, 0.0) == []
+    assert admission.load()["gpu"][0] == 3.0  # the load a record publishes stays true
+    waiter, _ = admission.offer("gpu", "standard", 0.0)
+    assert waiter.state is QUEUED
+    assert admission.release(held[0], 1.0) == []
+    assert admission.release(held[1], 1.0) == []  # still 1 busy: the one slot is taken
+    assert [t.id for t in admission.release(held[2], 1.0)] == [waiter.id]
+
+
+def test_a_backend_taken_out_by_a_reload_refuses_its_waiters_and_lets_holders_finish() -> None:
+    admission = Admission({"gpu": (1, 0), "npu": (1, 0)})
+    holder, waiter = fill(admission, "gpu", "standard", 2)
+    settled = admission.reconfigure({"npu": (1, 0)}, 0.0)
+    assert [(t.id, t.state, t.status, t.reason) for t in settled] == [
+        (waiter.id, REFUSED, 503, "unknown-backend")
+    ]
+    assert "taken out" in settled[0].detail
+    assert admission.release(holder, 1.0, 0.1) == []
+    assert set(admission.load()) == {"npu"}
+    assert admission.offer("gpu", "standard", 1.0)[0].reason == "unknown-backend"
+    with pytest.raises(ValueError, match="reserve"):
+        admission.reconfigure({"npu": (1, 1)}, 1.0)

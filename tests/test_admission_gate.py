@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
+from hubhop.app import Node
 from hubhop.core.admission import Admission, AdmissionLimits
+from hubhop.core.config import parse_config
 from hubhop.io.admission_gate import AdmissionGate, Refused
+from hubhop.io.sd_notify import SdNotifier
+from tests.procs import node_config
 
 # Every test finishes in milliseconds; this only bounds a hang.
 BOUND_S = 2.0
@@ -140,3 +145,25 @@ async def test_the_timer_expires_a_waiter_at_its_deadline() -> None:
         leave.set()
         await holder
     gate.close()
+
+
+async def test_a_reload_that_changes_slots_keeps_the_requests_holding_them(
+    tmp_path: Path, backend_url: str
+) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(node_config(backend_url))  # one backend, "demo", 4 slots
+    node = Node(parse_config(path.read_text(), str(path)), path, SdNotifier.from_environ({}))
+    await node.start()
+    try:
+        gate = node.state.gate
+        assert gate is not None
+        async with gate.slot("demo", "standard"):
+            path.write_text(node_config(backend_url).replace("slots = 4", "slots = 8"))
+            assert node.reload()
+            assert node.state.gate is gate  # the same gate, resized: nobody forgotten
+            busy, _, _ = node.sample_load()["demo"]
+            assert busy == 1.0
+            assert gate.admission.load()["demo"][0] == 1.0
+        assert node.sample_load()["demo"][0] == 0.0
+    finally:
+        await node.drain_and_stop()

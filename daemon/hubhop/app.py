@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hubhop.core.admission import Admission
+from hubhop.core.admission import Admission, backend_slots
 from hubhop.core.config import ConfigError, NodeConfig
 from hubhop.io import loop as event_loop
 from hubhop.io.admission_gate import AdmissionGate
@@ -169,8 +169,9 @@ class Node:
             self.notifier.ready("reload refused; running config kept (see log)")
             return False
         if new.backends != self.config.backends:
-            # Requests holding slots finish on the old gate; new ones queue on the new one.
-            self.state.gate = AdmissionGate(Admission.for_backends(new.backends))
+            # In place: holders and waiters are kept, so the load a record shows stays true.
+            assert self.state.gate is not None
+            self.state.gate.reconfigure(backend_slots(new.backends))
         self.config = new
         self.state.config = new
         if self.gossip is not None:

@@ -28,6 +28,8 @@ Rules:
   first; `next_deadline()` says when the next one falls due, so the adapter arms one timer for
   `expire(now)`.
 - Draining: new requests are refused 503 "draining"; waiters and holders are still served.
+- Reload: `reconfigure` changes slots and reserves in place, so nobody holding or waiting is
+  forgotten and the load a record publishes stays true across it.
 - A request for a backend this node does not front is refused 503 "unknown-backend" (the
   caller's view of this node is older than a reload).
 - Retry-After: the waiters that go before a request of its lane (its lane and the more urgent
@@ -130,22 +132,34 @@ class AdmissionLimits:
             raise ValueError("; ".join(faults))
 
 
+def backend_slots(backends: Iterable[BackendConfig]) -> dict[str, tuple[int, int]]:
+    """(slots, emergency reserve) per backend of a config, the reserve its record publishes."""
+    return {b.name: (b.slots, default_emergency_reserve(b.slots)) for b in backends}
+
+
 class _Backend:
     __slots__ = ("bounds", "busy", "name", "queues", "reserve", "service_s", "slots")
 
     def __init__(self, name: str, slots: int, reserve: int, limits: AdmissionLimits) -> None:
+        self.name = name
+        self.busy = 0
+        self.service_s: float | None = None
+        # Per lane, waiting ticket id -> its waiter, oldest first.
+        self.queues: tuple[OrderedDict[int, _Waiter], ...] = tuple(OrderedDict() for _ in LANES)
+        self.resize(slots, reserve, limits)
+
+    @staticmethod
+    def check(name: str, slots: int, reserve: int) -> None:
         if slots < 1 or not 0 <= reserve < slots:
             raise ValueError(
                 f"backend {name!r}: need slots >= 1 and 0 <= emergency_reserve < slots,"
                 f" got slots {slots}, reserve {reserve}"
             )
-        self.name = name
+
+    def resize(self, slots: int, reserve: int, limits: AdmissionLimits) -> None:
+        self.check(self.name, slots, reserve)
         self.slots = slots
         self.reserve = reserve
-        self.busy = 0
-        self.service_s: float | None = None
-        # Per lane, waiting ticket id -> its waiter, oldest first.
-        self.queues: tuple[OrderedDict[int, _Waiter], ...] = tuple(OrderedDict() for _ in LANES)
         self.bounds = tuple(
             min(limits.queue_cap, math.ceil(per_slot * self.usable(lane)))
             for lane, per_slot in enumerate(limits.queue_per_slot)
@@ -196,9 +210,7 @@ class Admission:
         cls, backends: Iterable[BackendConfig], limits: AdmissionLimits | None = None
     ) -> Admission:
         """From the config's backends, with the reserve the capacity record publishes."""
-        return cls(
-            {b.name: (b.slots, default_emergency_reserve(b.slots)) for b in backends}, limits
-        )
+        return cls(backend_slots(backends), limits)
 
     # ----------------------------------------------------------------------------------------
     # Questions
@@ -243,6 +255,42 @@ class Admission:
 
     def set_draining(self, draining: bool = True) -> None:
         self._draining = draining
+
+    def reconfigure(self, backends: Mapping[str, tuple[int, int]], now: float) -> list[Ticket]:
+        """The node's backends changed (a reload). Returns the tickets this settled.
+
+        A backend that stays keeps its holders, waiters and service-time estimate under its
+        new slots and reserve: more slots go to waiters at once; fewer are reached as holders
+        leave, and a queue over its new bound drains rather than being cut. A backend that is
+        gone refuses its waiters (503 "unknown-backend") while its holders finish. New ones
+        start empty. (`backends` as for the constructor.)
+        """
+        for name, (slots, reserve) in backends.items():
+            _Backend.check(name, slots, reserve)  # all of them before anything changes
+        settled = self.expire(now)
+        kept = {}
+        for name, (slots, reserve) in backends.items():
+            b = self._backends.get(name)
+            if b is None:
+                kept[name] = _Backend(name, slots, reserve, self.limits)
+                continue
+            b.resize(slots, reserve, self.limits)
+            kept[name] = b
+        for name, b in self._backends.items():
+            if name in kept:
+                continue
+            for queue in b.queues:
+                for waiter in list(queue.values()):
+                    self._unqueue(waiter)
+                    detail = f"backend {name!r} was taken out of this node's config"
+                    settled.append(
+                        self._refused(waiter.ticket_id, name, waiter.lane, "unknown-backend",
+                                      detail, b)
+                    )  # fmt: skip
+        self._backends = kept
+        for b in kept.values():
+            settled += self._fill(b)
+        return settled
 
     def offer(
         self, backend: str, lane: str, now: float, deadline: float | None = None
@@ -382,7 +430,11 @@ class Admission:
     def _free(self, b: _Backend, now: float) -> list[Ticket]:
         """One slot of `b` came free: expire what is due, then hand slots to waiters in order."""
         b.busy -= 1
-        settled = self.expire(now)
+        return self.expire(now) + self._fill(b)
+
+    def _fill(self, b: _Backend) -> list[Ticket]:
+        """Hand the free slots of `b` to its waiters, most urgent lane first."""
+        settled = []
         for lane, queue in enumerate(b.queues):
             while queue and b.busy < b.usable(lane):
                 waiter = next(iter(queue.values()))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 
 from hubhop.core.admission import Admission, Ticket, TicketState
@@ -70,6 +70,10 @@ class AdmissionGate:
             raise
         now = self._clock()
         self._settle(self.admission.release(ticket, now, now - started))
+
+    def reconfigure(self, backends: Mapping[str, tuple[int, int]]) -> None:
+        """New slots and reserves per backend (a reload); waiters this settles are woken."""
+        self._settle(self.admission.reconfigure(backends, self._clock()))
 
     def close(self) -> None:
         """Stop the expiry timer (the loop is going away)."""
