@@ -7,7 +7,8 @@ for the ready line within a bound, stop by PID" for both. This module adds what 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench._launch import Proc, reset_peak_rss, run_hubhop_node, start_demo_backend, vm_kib
@@ -18,6 +19,7 @@ __all__ = [
     "reset_peak_rss",
     "spawn_demo_backend",
     "spawn_node",
+    "spawn_nodes",
     "vm_kib",
     "wait_until",
 ]
@@ -29,6 +31,32 @@ def spawn_demo_backend(tmp_path: Path, *extra: str) -> Proc:
 
 def spawn_node(config_path: Path, env: dict[str, str] | None = None) -> Proc:
     return run_hubhop_node(config_path, env)
+
+
+@contextmanager
+def spawn_nodes(
+    tmp_path: Path, nodes: Iterable[tuple[str, tuple[str, ...], Callable[[str], str]]]
+) -> Iterator[dict[str, Proc]]:
+    """For each (name, demo backend arguments, config text given the backend's URL), in order:
+    a demo backend and a daemon fronting it, each in its own folder. Yields the daemons by
+    name and their backends as `NAME-backend`; stops them all, by PID, on the way out."""
+    procs: list[Proc] = []
+    found: dict[str, Proc] = {}
+    try:
+        for name, backend_args, config_text in nodes:
+            workdir = tmp_path / name
+            workdir.mkdir()
+            backend = spawn_demo_backend(workdir, *backend_args)
+            procs.append(backend)
+            found[f"{name}-backend"] = backend
+            path = workdir / f"{name}.toml"
+            path.write_text(config_text(backend.url))
+            found[name] = spawn_node(path)
+            procs.append(found[name])
+        yield found
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
 
 
 def node_config(

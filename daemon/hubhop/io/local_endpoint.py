@@ -36,9 +36,10 @@ from hubhop.core.headers import REQUEST_ID_HEADER, valid_request_id
 from hubhop.core.local_choice import pick_backend
 from hubhop.core.routing_hints import HintError, route_ask_from_json
 from hubhop.io.admission_gate import AdmissionGate
-from hubhop.io.backend_proxy import BODY_CHUNK_BYTES, BackendPool, LimitedBody
+from hubhop.io.backend_proxy import BODY_CHUNK_BYTES, REFUSED_HEADER, BackendPool, LimitedBody
 from hubhop.io.http_errors import ApiError, error_response
 from hubhop.io.request_router import (
+    HOPS_HEADER,
     TARGET_HEADER,
     Call,
     Cluster,
@@ -259,14 +260,14 @@ async def kserve_server_metadata(request: web.Request) -> web.Response:
 
 
 async def kserve_model(request: web.Request) -> web.StreamResponse:
-    """Model metadata, model readiness and inference: all passed to a backend serving the model."""
+    """Model metadata, model readiness and inference: all passed to a backend serving the model,
+    on this node or, routed, on another."""
     started = time.perf_counter()
     config = _state(request).config
     is_infer = request.method == "POST"
     if is_infer:
         _refuse_while_draining(request)
     model = request.match_info["model"]
-    pool = request.app[POOL_KEY]
     if is_infer:
         limit = config.http.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
@@ -276,13 +277,45 @@ async def kserve_model(request: web.Request) -> web.StreamResponse:
         return await _inference(
             request, KSERVE, model, LimitedBody(request.content, limit), started
         )
-    # Metadata and readiness: from a backend of this node that serves the model.
-    backend = pick_backend(config.backends_for(KSERVE, model), pool.in_flight)
+    return await _kserve_model_info(request, model, started)
+
+
+async def _kserve_model_info(
+    request: web.Request, model: str, started: float
+) -> web.StreamResponse:
+    """GET model metadata or readiness: from a backend of this node that serves the model, else
+    routed like an inference call (its hints count) to a node whose backend does. There the
+    backend answers without an admission slot: metadata is no work, must not wait behind
+    inference, nor count as a service-time sample."""
+    state = _state(request)
+    config, pool, cluster = state.config, request.app[POOL_KEY], state.cluster
+    backends = config.backends_for(KSERVE, model)
+    target = request.headers.get(TARGET_HEADER)
+    if target is not None:  # from a peer daemon: this node serves it, or passes it on
+        node, _, name = target.partition("/")
+        last_hop = node == config.node.name and not request.headers.get(HOPS_HEADER)
+        if not last_hop or cluster is None or not cluster.is_member_host(request.remote or ""):
+            return await serve_forwarded(_kserve_info_call(request, started), cluster)
+        backends = tuple(b for b in backends if b.name == name)
+        if state.draining or not backends:
+            reason = "draining" if state.draining else "no_backend"
+            message = f"{config.node.name} cannot answer for {name!r} of {model!r}: {reason}"
+            raise ApiError(503, message, "refused", {REFUSED_HEADER: reason, "Retry-After": "1"})
+    backend = pick_backend(backends, pool.in_flight)
     if backend is None:
-        raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
-    body = None
+        if cluster is None:
+            raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
+        return await route_request(_kserve_info_call(request, started), cluster, KSERVE, model)
     route_ms = (time.perf_counter() - started) * 1000.0
-    return await pool.forward(request, backend, body, _served_by(request, backend.name), route_ms)
+    return await pool.forward(request, backend, None, _served_by(request, backend.name), route_ms)
+
+
+def _kserve_info_call(request: web.Request, started: float) -> Call:
+    """A metadata or readiness request as the router carries it: no body."""
+    gate = _state(request).gate
+    assert gate is not None, "the app sets the admission gate before serving"
+    config, pool = _client_config(request), request.app[POOL_KEY]
+    return Call(request, request[REQUEST_ID], config, pool, gate, None, started)
 
 
 async def hubhop_members(request: web.Request) -> web.Response:
