@@ -321,5 +321,14 @@ async def test_draining_node_is_not_ready_and_refuses_new_work(
     ) as response:
         assert response.status == 503
         assert (await response.json())["error"]["code"] == "draining"
+        assert "x-hubhop-refused" not in response.headers
+    # A peer's forwarded call is told it may go elsewhere: its entry re-routes it.
+    async with http.post(
+        f"{node.url}/v1/chat/completions",
+        json={"model": "demo-llm", "messages": [{"role": "user", "content": "x"}]},
+        headers={"x-hubhop-target": "test-edge/demo"},
+    ) as response:
+        assert response.status == 503
+        assert response.headers["x-hubhop-refused"] == "draining"
     async with http.get(f"{node.url}/v2/health/live") as response:
         assert response.status == 200

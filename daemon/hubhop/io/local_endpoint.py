@@ -161,8 +161,11 @@ def _state(request: web.Request) -> EndpointState:
 
 
 def _refuse_while_draining(request: web.Request) -> None:
+    """503 while draining; to a peer daemon, marked as a refusal it may re-route."""
     if _state(request).draining:
-        raise ApiError(503, "this node is shutting down; retry on another", "draining")
+        forwarded = TARGET_HEADER in request.headers
+        headers = {REFUSED_HEADER: "draining", "Retry-After": "1"} if forwarded else {}
+        raise ApiError(503, "this node is shutting down; retry on another", "draining", headers)
 
 
 def _served_by(request: web.Request, backend_name: str) -> dict[str, str]:
