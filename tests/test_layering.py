@@ -119,14 +119,46 @@ NATIVE_RULE = (
     "nothing of hubhop, no I/O"
 )
 
-SCORING_NEVER = ("asyncio", "aiohttp", "grpc", "uvloop", "hubhop.io", "hubhop.app", "hubhop.cli")
+SCORING_NEVER = (
+    "asyncio",
+    "aiohttp",
+    "grpc",
+    "uvloop",
+    "hubhop.io",
+    "hubhop.app",
+    "hubhop.cli",
+    "hubhop.loadgen",
+)
 SCORING_RULE = (
     "hubhop.scoring (the kernels' bridge) never imports asyncio/aiohttp/grpc or a layer above"
 )
 
-# hubhop.demo is a CLI command (it starts nodes), so the adapters must not reach it either.
-IO_NEVER = ("hubhop.app", "hubhop.cli", "hubhop.demo")
+# hubhop.demo and hubhop.loadgen are CLI commands (they start nodes, send load), so the adapters
+# must not reach them either.
+IO_NEVER = ("hubhop.app", "hubhop.cli", "hubhop.demo", "hubhop.loadgen")
 IO_RULE = "hubhop.io never imports hubhop.app, hubhop.cli or other command-level modules"
+
+# hubhop.loadgen (`hubhop loadgen`) is a client of any hubhop network: its pure half (the
+# workload file, the arrival schedule, request shapes, outcomes, statistics, the printed report)
+# takes time and randomness as arguments like the core, with the core's ALLOWLIST plus hdrh
+# (HDR histograms: arithmetic on arrays of counts, no I/O) and hubhop.cli_tables (the commands'
+# pure text tables). Its other modules (the asyncio sender, files, the command) use a DENYLIST:
+# never the daemon's composition root, the commands above it, or the scoring bridge (a load
+# generator does not load numba).
+LOADGEN_PURE = tuple(
+    f"hubhop.loadgen.{name}"
+    for name in ("workload", "schedule", "request_shapes", "outcome", "stats", "report")
+)
+LOADGEN_PURE_ALLOWED = CORE_STDLIB | {"hdrh", "hubhop.core", "hubhop.cli_tables", *LOADGEN_PURE}
+LOADGEN_PURE_RULE = (
+    "hubhop.loadgen's pure modules may import only what hubhop.core may (but msgpack, numpy, "
+    "cryptography), hdrh, hubhop.core, hubhop.cli_tables and each other: no sockets, asyncio, "
+    "clocks or files"
+)
+LOADGEN_NEVER = ("hubhop.app", "hubhop.cli", "hubhop.demo", "hubhop.scoring", "hubhop_native")
+LOADGEN_RULE = (
+    "hubhop.loadgen never imports hubhop.app, hubhop.cli, hubhop.demo or the scoring kernels"
+)
 
 APP_RULE = "hubhop.app is imported only by hubhop.cli (and tests)"
 
@@ -234,6 +266,12 @@ def check_import(importer: str, target: str) -> str | None:
         if any(within(target, allowed) for allowed in NATIVE_ALLOWED):
             return None
         return NATIVE_RULE
+    if any(within(importer, pure) for pure in LOADGEN_PURE):
+        if any(within(target, allowed) for allowed in LOADGEN_PURE_ALLOWED):
+            return None
+        return LOADGEN_PURE_RULE
+    if within(importer, "hubhop.loadgen") and any(within(target, n) for n in LOADGEN_NEVER):
+        return LOADGEN_RULE
     if within(importer, "hubhop.scoring") and any(within(target, n) for n in SCORING_NEVER):
         return SCORING_RULE
     if within(importer, "hubhop.io") and any(within(target, n) for n in IO_NEVER):
@@ -284,9 +322,11 @@ def test_the_walker_sees_every_package() -> None:
     # violations too.
     modules = find_modules(REAL_ROOTS)
     known = {m.name for m in modules}
-    for package in ("hubhop.core", "hubhop.io", "hubhop.wan", "hubhop_native"):
+    for package in ("hubhop.core", "hubhop.io", "hubhop.wan", "hubhop.loadgen", "hubhop_native"):
         members = [m for m in modules if within(m.name, package)]
         assert members, f"no modules found in {package}"
+    for pure in LOADGEN_PURE:  # a renamed module would leave its rule guarding nothing
+        assert pure in known, f"{pure} is named by the loadgen rule but does not exist"
     for single in ("hubhop.cli", "hubhop.app", "hubhop.core.config"):
         assert single in known
     by_name = {m.name: m for m in modules}
@@ -397,6 +437,22 @@ def test_relative_import_above_the_top_package_is_reported(tmp_path: Path) -> No
         ("hubhop.wan.model", "hubhop.io.wan_delay", True),
         ("hubhop.io.wan_delay", "hubhop.wan.model", False),
         ("hubhop.core.swim", "hubhop.wan.model", True),
+        ("hubhop.loadgen.workload", "hubhop.core.toml_table", False),
+        ("hubhop.loadgen.stats", "hdrh.histogram", False),
+        ("hubhop.loadgen.report", "hubhop.cli_tables", False),
+        ("hubhop.loadgen.schedule", "hubhop.loadgen.workload", False),
+        ("hubhop.loadgen.schedule", "time", True),
+        ("hubhop.loadgen.stats", "asyncio", True),
+        ("hubhop.loadgen.workload", "pathlib", True),
+        ("hubhop.loadgen.outcome", "aiohttp", True),
+        ("hubhop.loadgen.report", "hubhop.loadgen.runner", True),
+        ("hubhop.loadgen.runner", "aiohttp", False),
+        ("hubhop.loadgen.command", "hubhop.io.loop", False),
+        ("hubhop.loadgen.command", "hubhop.app", True),
+        ("hubhop.loadgen.runner", "hubhop.scoring", True),
+        ("hubhop.io.local_endpoint", "hubhop.loadgen.runner", True),
+        ("hubhop.scoring.route", "hubhop.loadgen", True),
+        ("hubhop.core.config", "hubhop.loadgen.workload", True),
     ],
 )
 def test_rules_table(importer: str, target: str, broken: bool) -> None:

@@ -239,6 +239,12 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     return run_demo(ns)
 
 
+def cmd_loadgen(ns: argparse.Namespace) -> int:
+    from hubhop.loadgen.command import cmd_loadgen as run_loadgen
+
+    return run_loadgen(ns)
+
+
 def _daemon_arguments(
     p: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]
 ) -> None:
@@ -252,6 +258,7 @@ def _daemon_arguments(
 def build_parser() -> argparse.ArgumentParser:
     from hubhop.demo import add_demo_arguments
     from hubhop.io import demo_backend
+    from hubhop.loadgen.command import add_arguments as add_loadgen_arguments
 
     parser = argparse.ArgumentParser(
         prog="hubhop", description="Latency-aware routing daemon for computing-power networks."
@@ -320,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="start a node and a demo backend, send real requests, stop")
     add_demo_arguments(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "loadgen", help="open-loop load from a workload file; latency per lane and tier"
+    )
+    add_loadgen_arguments(p)
+    p.set_defaults(func=cmd_loadgen)
     return parser
 
 
