@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import zlib
 from typing import Any
@@ -290,6 +291,25 @@ async def test_streamed_kserve_body_over_the_limit_is_refused(
     ) as response:
         assert response.status == 413
         assert "limit" in (await response.json())["error"]
+    await assert_still_serving(http, running)
+
+
+@pytest.mark.parametrize(("size", "status"), [(1_000, 200), (70_000, 413)])
+async def test_a_chunked_openai_body_is_read_whole_up_to_the_limit(
+    make_node: Any, http: aiohttp.ClientSession, size: int, status: int
+) -> None:
+    running = await make_node(extra_http="max_json_body_bytes = 65536\n")
+    document = json.dumps({"model": "demo-llm", "input": "x" * size}).encode()
+
+    async def body() -> Any:  # chunked: no Content-Length to go by
+        for start in range(0, len(document), 4096):
+            yield document[start : start + 4096]
+
+    async with http.post(f"{running.url}/v1/embeddings", data=body()) as response:
+        assert "Content-Length" not in response.request_info.headers
+        assert response.status == status
+        if status == 413:
+            assert (await response.json())["error"]["code"] == "request_too_large"
     await assert_still_serving(http, running)
 
 

@@ -120,6 +120,28 @@ def test_table_changes_take_effect_and_arrays_stay_put_between_them(scorer: Scor
     assert ("shiyan-2", "npu-0") not in scorer.table.keys
 
 
+def test_a_decision_explains_itself_later_as_it_was_made(scorer: Scorer) -> None:
+    """Alternates and rejections are built only when asked; asked after other decisions and a
+    table rebuild, they still describe the decision they belong to."""
+    bound = tier_bound_ms("city")
+    decision = scorer.decide(Request("ct-triage", lane="emergency", tier_ms=bound))
+    nothing = scorer.decide(Request("seq-align", tier_ms=bound))
+    scorer.table.remove_node("wuhan-dc1")
+    scorer.table.upsert("wuhan-dc3", "npu-0", load(("ct-triage",)))
+    scorer.paths.set_link(ENTRY, "wuhan-dc3", 0.2)
+    after = scorer.decide(Request("ct-triage", tier_ms=bound))
+    assert after.chosen is not None and after.chosen.node == "wuhan-dc3"
+
+    assert decision.chosen is not None and decision.chosen.node == "wuhan-dc1"
+    assert decision.alternates == ()
+    assert "shiyan-2/npu-0: 3.4 ms > tier 1 ms" in decision.explain(bound)
+    assert "wuhan-dc1/gpu-0: model not served" in decision.explain(bound)
+    assert not any(c.node == "wuhan-dc3" for c in decision.rejected)
+    assert nothing.chosen is None and nothing.queued is None
+    assert nothing.fallback is not None and nothing.fallback.node == "shiyan-2"
+    assert nothing.fallback.path == (ENTRY, "shiyan-2")
+
+
 def test_a_full_node_is_left_to_emergencies(scorer: Scorer) -> None:
     scorer.table.upsert("wuhan-dc1", "npu-0", load(("ct-triage", "chat-7b"), busy=7.0))
     request = Request("ct-triage", tier_ms=tier_bound_ms("province"))

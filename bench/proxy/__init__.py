@@ -63,12 +63,9 @@ MINIMAL_HOST = "127.0.20.4"
 MINIMAL_PROXY = Path(__file__).with_name("minimal_proxy.py")
 # A fixed benchmark key: gossip is never sent in the clear, and this node talks to nobody.
 GOSSIP_KEY = "AAECAwQFBgcICQoLDA0ODw=="
-# The slots hubhop is told its backend has. The demo backend takes 64 at once, but the entry's
-# decision counts a request to its own backend twice (the busy slots its own record reports,
-# and its local in-flight count), so at 64 slots (56 usable beside the emergency reserve) 32
-# connections read as 64 busy and some calls are refused with 503 "no headroom". 128 keeps
-# the decision in the path without that refusal; the backend never queues either way.
-HUBHOP_SLOTS = 128
+# The demo backend's slots, and what hubhop is told it has: far above the 32 concurrent clients,
+# so requests never queue inside the backend nor wait in hubhop's admission.
+BACKEND_SLOTS = 64
 # A node's own record reaches its routing table right after start; bound the wait anyway.
 ROUTABLE_TIMEOUT_S = 30.0
 BACKEND_ARGS = (
@@ -79,9 +76,8 @@ BACKEND_ARGS = (
     # No service time: only the cost of the hop is left to measure.
     "--service-ms",
     "const:0",
-    # Far above the 32 concurrent clients, so requests never queue inside the backend.
     "--slots",
-    "64",
+    str(BACKEND_SLOTS),
     # One token per chat answer; at a million tokens/s its decode wait is a microsecond.
     "--token-rate",
     "1000000",
@@ -118,7 +114,7 @@ def _hubhop_config(backend_url: str, gossip_port: int) -> str:
         # Gossip on: the node decides every call with the kernels (hubhop.io.request_router).
         f'[gossip]\nbind = "{HUBHOP_HOST}:{gossip_port}"\nkeys = ["{GOSSIP_KEY}"]\n'
         f'[[backends]]\nname = "demo"\nurl = "{backend_url}"\n'
-        f'protocol = ["openai", "kserve_v2"]\nmodels = [{models}]\nslots = {HUBHOP_SLOTS}\n'
+        f'protocol = ["openai", "kserve_v2"]\nmodels = [{models}]\nslots = {BACKEND_SLOTS}\n'
     )
 
 

@@ -173,6 +173,15 @@ class _Backend:
         return sum(len(queue) for queue in self.queues[: lane + 1])
 
 
+def _load_of(b: _Backend) -> LoadSample:
+    queues = b.queues
+    return (
+        float(b.busy),
+        (float(len(queues[0])), float(len(queues[1])), float(len(queues[2]))),
+        0.0 if b.service_s is None else b.service_s * 1000.0,
+    )
+
+
 @dataclass(frozen=True)
 class _Waiter:
     backend: _Backend
@@ -232,14 +241,12 @@ class Admission:
 
     def load(self) -> dict[str, LoadSample]:
         """Per backend: busy slots, waiters per lane, service_ms (0: not measured yet)."""
-        return {
-            name: (
-                float(b.busy),
-                (float(len(b.queues[0])), float(len(b.queues[1])), float(len(b.queues[2]))),
-                0.0 if b.service_s is None else b.service_s * 1000.0,
-            )
-            for name, b in self._backends.items()
-        }
+        return {name: _load_of(b) for name, b in self._backends.items()}
+
+    def load_of(self, backend: str) -> LoadSample | None:
+        """One backend's figures as `load()` gives them; None for a backend not fronted here."""
+        b = self._backends.get(backend)
+        return None if b is None else _load_of(b)
 
     def counts(self) -> Counter[tuple[str, str, str]]:
         """A copy of the counters, keyed (outcome, lane, reason).

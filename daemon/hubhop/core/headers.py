@@ -10,7 +10,7 @@ re-frames the body it streams. End-to-end headers, `x-request-id` and W3C `trace
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 HOP_BY_HOP = frozenset(
     {
@@ -27,6 +27,8 @@ HOP_BY_HOP = frozenset(
 )
 # Set again by the hop that writes the message.
 REFRAMED = frozenset({"content-length", "host"})
+# Dropped whatever the message says (its `Connection` field may name more).
+ALWAYS_DROPPED = HOP_BY_HOP | REFRAMED
 
 REQUEST_ID_HEADER = "x-request-id"
 # Client-chosen ids end up in logs and headers: keep them printable and bounded.
@@ -41,11 +43,23 @@ def connection_tokens(values: Iterable[str]) -> frozenset[str]:
 
 
 def end_to_end(
-    headers: Iterable[tuple[str, str]], connection_values: Iterable[str]
+    headers: Iterable[tuple[str, str]],
+    connection_values: Collection[str],
+    also_drop: Collection[str] = (),
+    drop_prefix: str | None = None,
 ) -> list[tuple[str, str]]:
-    """The headers to pass to the next hop, order and repeats kept."""
-    drop = HOP_BY_HOP | REFRAMED | connection_tokens(connection_values)
-    return [(name, value) for name, value in headers if name.lower() not in drop]
+    """The headers to pass to the next hop, order and repeats kept. `also_drop` (lower-case
+    names) and names starting with `drop_prefix` are left out too: the hop sets its own."""
+    drop = ALWAYS_DROPPED
+    if connection_values:
+        drop = drop | connection_tokens(connection_values)
+    return [
+        (name, value)
+        for name, value in headers
+        if (lower := name.lower()) not in drop
+        and lower not in also_drop
+        and not (drop_prefix is not None and lower.startswith(drop_prefix))
+    ]
 
 
 def valid_request_id(value: str) -> bool:

@@ -34,6 +34,14 @@ def lane_index(lane: str) -> int:
     return LANES.index(lane)
 
 
+def _by_bound(bounds: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(bounds.items(), key=lambda item: item[1]))
+
+
+# The named tiers tightest first, sorted once: every answer the router sends names its tier.
+_BY_BOUND = _by_bound(TIER_BOUNDS_MS)
+
+
 def tier_of(one_way_ms: float, bounds: Mapping[str, float] = TIER_BOUNDS_MS) -> str:
     """The tightest tier whose one-way bound is at least `one_way_ms` (a bound is inclusive).
 
@@ -42,7 +50,8 @@ def tier_of(one_way_ms: float, bounds: Mapping[str, float] = TIER_BOUNDS_MS) -> 
     """
     if math.isnan(one_way_ms) or one_way_ms < 0.0:
         raise ValueError(f"one-way latency must be a number >= 0, got {one_way_ms!r}")
-    for tier, bound in sorted(bounds.items(), key=lambda item: item[1]):
+    ordered = _BY_BOUND if bounds is TIER_BOUNDS_MS else _by_bound(bounds)
+    for tier, bound in ordered:
         if one_way_ms <= bound:
             return tier
     raise ValueError(f"no tier holds a one-way latency of {one_way_ms} ms")

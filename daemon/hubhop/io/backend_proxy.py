@@ -1,9 +1,10 @@
 """Forwarding one request to a backend and streaming its answer back.
 
 Rules:
-- Bodies stream both ways. A request body is handed on chunk by chunk as it arrives (a CT series
-  of hundreds of MB is never held whole), and the answer is written to the client chunk by chunk
-  as the backend produces it, so server-sent events keep their pacing.
+- Bodies stream both ways. A request body is handed on in the pieces it arrives in (a CT series
+  of hundreds of MB is never held whole: the server's read buffer pauses the client while the
+  backend reads slower), and the answer is written to the client chunk by chunk as the backend
+  produces it, so server-sent events keep their pacing.
 - Bytes pass verbatim: the client session does not decompress, and hop-by-hop headers are
   dropped on both legs (`hubhop.core.headers`).
 - Connections to backends are pooled keep-alive connections, bounded per backend.
@@ -26,16 +27,10 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from hubhop.core.config import BackendConfig, HttpSettings
-from hubhop.core.headers import end_to_end
+from hubhop.core.headers import REQUEST_ID_HEADER, end_to_end
 from hubhop.io.http_errors import ApiError
 
 log = logging.getLogger(__name__)
-
-# Request bodies are read and handed on in pieces of this size: big enough that a 200 MB upload
-# is a few hundred loop iterations per second of transfer, small enough to bound memory per
-# request far below the 32 MB a daemon may grow by under such an upload.
-BODY_CHUNK_BYTES = 256 * 1024
-
 
 # Headers the client library would add on its own. A proxy passes what the client sent, no more:
 # an added Accept-Encoding would invite a compressed answer the client never asked for.
@@ -69,7 +64,8 @@ class LimitedBody:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         total = 0
-        async for chunk in self._content.iter_chunked(BODY_CHUNK_BYTES):
+        # Each piece as it arrived: cutting them to one size would join and copy them again.
+        async for chunk in self._content.iter_any():
             total += len(chunk)
             if total > self.limit:
                 self.exceeded = True
@@ -85,6 +81,12 @@ class Upstream:
     url: str  # base URL, no trailing slash
     peer: bool = False
 
+
+# The client's own request id is replaced by the one this daemon answers with; its own x-hubhop-*
+# headers, on a hop to a peer daemon, by what this daemon tells the peer.
+REQUEST_ID_ONLY = frozenset({REQUEST_ID_HEADER})
+HUBHOP_PREFIX = "x-hubhop-"
+SERVER_TIMING = "server-timing"
 
 # Set by a daemon on an answer that refused a forwarded request before any work was done on it
 # (admission full, draining, no such backend): the entry daemon may send it elsewhere.
@@ -180,6 +182,7 @@ class BackendPool:
         """Send `request` (with `body`) to `backend` and wait for its answer head; nothing is
         written to the client yet, so the caller may still drop it (`Opened.close`).
 
+        `extra_headers` (names in lower case) go on the answer in place of the upstream's own.
         `route_ms`, the time spent choosing the backend, is reported in `server-timing`, or
         what `timing(route_ms, upstream_ms, upstream's server-timing)` makes of it.
         `request_headers` go upstream in place of the client's own `x-hubhop-*` headers.
@@ -187,25 +190,20 @@ class BackendPool:
         way back). A peer's refusal (REFUSED_HEADER) raises UpstreamRefused; no connection
         raises UpstreamUnreachable.
         """
-        session = (
-            self._peer_session if isinstance(backend, Upstream) and backend.peer else self._session
-        )
+        peer = isinstance(backend, Upstream) and backend.peer
+        session = self._peer_session if peer else self._session
         assert session is not None, "BackendPool.start() was not awaited"
-        upstream_of = (
-            backend if isinstance(backend, Upstream) else Upstream(backend.name, backend.url)
+        url = backend.url + request.rel_url.raw_path_qs
+        headers = end_to_end(
+            request.headers.items(),
+            request.headers.getall("Connection", ()),
+            also_drop=REQUEST_ID_ONLY,
+            # A hop that says where the request goes replaces what the client said of it.
+            drop_prefix=HUBHOP_PREFIX if request_headers is not None else None,
         )
-        url = upstream_of.url + request.rel_url.raw_path_qs
-        replace_hubhop = request_headers is not None
-        headers = [
-            (name, value)
-            for name, value in end_to_end(
-                request.headers.items(), request.headers.getall("Connection", [])
-            )
-            if name.lower() != "x-request-id"
-            and not (replace_hubhop and name.lower().startswith("x-hubhop-"))
-        ]
-        headers.append(("x-request-id", extra_headers["x-request-id"]))
-        headers.extend(request_headers or ())
+        headers.append((REQUEST_ID_HEADER, extra_headers[REQUEST_ID_HEADER]))
+        if request_headers:
+            headers.extend(request_headers)
         if isinstance(body, LimitedBody) and request.content_length is not None:
             # A known length is passed on rather than re-framed as chunked: backends check
             # tensor sizes against it before they read.
@@ -222,29 +220,35 @@ class BackendPool:
                 skip_auto_headers=CLIENT_AUTO_HEADERS,
             )
             backend_ms = (time.perf_counter() - sent_at) * 1000.0
-            if upstream_of.peer and REFUSED_HEADER in upstream.headers:
+            if peer and REFUSED_HEADER in upstream.headers:
+                assert isinstance(backend, Upstream)
                 raise UpstreamRefused(
-                    upstream_of,
+                    backend,
                     upstream.status,
                     upstream.headers[REFUSED_HEADER],
                     upstream.headers.get("Retry-After"),
                 )
             if before_answer is not None:
                 await before_answer()
-            opened.headers = CIMultiDict(
-                end_to_end(upstream.headers.items(), upstream.headers.getall("Connection", []))
-            )
-            opened.headers.update(extra_headers)
-            opened.headers["server-timing"] = (
-                timing(route_ms, backend_ms, upstream.headers.get("server-timing"))
+            ours = dict(extra_headers)
+            ours[SERVER_TIMING] = (
+                timing(route_ms, backend_ms, upstream.headers.get(SERVER_TIMING))
                 if timing is not None
                 else f"route;dur={route_ms:.3f}, backend;dur={backend_ms:.3f}"
             )
+            # The upstream's own values of the headers this hop sets are replaced by ours.
+            answer = end_to_end(
+                upstream.headers.items(), upstream.headers.getall("Connection", ()), ours
+            )
+            answer.extend(ours.items())
+            opened.headers = CIMultiDict(answer)
             return opened
         except BaseException as exc:
             opened.close()
             if isinstance(exc, aiohttp.ClientConnectorError):
-                raise UpstreamUnreachable(upstream_of, exc.os_error) from None
+                if not isinstance(backend, Upstream):
+                    backend = Upstream(backend.name, backend.url)
+                raise UpstreamUnreachable(backend, exc.os_error) from None
             if isinstance(exc, (BodyTooLarge, aiohttp.ClientError, TimeoutError)):
                 raise opened.failure(exc) from None
             raise

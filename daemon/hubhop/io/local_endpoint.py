@@ -19,10 +19,11 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,7 +37,7 @@ from hubhop.core.headers import REQUEST_ID_HEADER, valid_request_id
 from hubhop.core.local_choice import pick_backend
 from hubhop.core.routing_hints import HintError, route_ask_from_json
 from hubhop.io.admission_gate import AdmissionGate
-from hubhop.io.backend_proxy import BODY_CHUNK_BYTES, REFUSED_HEADER, BackendPool, LimitedBody
+from hubhop.io.backend_proxy import REFUSED_HEADER, BackendPool, LimitedBody
 from hubhop.io.http_errors import ApiError, error_response
 from hubhop.io.request_router import (
     HOPS_HEADER,
@@ -97,11 +98,24 @@ AUTHORIZATION = "Authorization"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+# Ids made here: a random prefix drawn once per process, then a counter. Unique within the process
+# and, by the 64-bit prefix, across nodes and restarts; a uuid4 per request would cost a
+# getrandom call each. An id names a request in logs and traces, it is no secret, so that the
+# next one is guessable does not matter.
+_ID_PREFIX = secrets.token_hex(8)
+_id_counter = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A request id for a request that brought none (32 hex digits, like a uuid4's)."""
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
 @web.middleware
 async def errors_and_request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id, and turn every failure into a JSON error in the client's style."""
     given = request.headers.get(REQUEST_ID_HEADER)
-    request_id = given if given is not None and valid_request_id(given) else uuid.uuid4().hex
+    request_id = given if given is not None and valid_request_id(given) else new_request_id()
     request[REQUEST_ID] = request_id
     headers = {REQUEST_ID_HEADER: request_id}
     try:
@@ -173,22 +187,33 @@ def _served_by(request: web.Request, backend_name: str) -> dict[str, str]:
 
 
 async def _read_json_body(request: web.Request, limit: int) -> tuple[bytes, dict[str, Any]]:
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"request body is over the limit of {limit} bytes", "request_too_large")
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(BODY_CHUNK_BYTES):
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(
-                413, f"request body is over the limit of {limit} bytes", "request_too_large"
-            )
+    too_large = f"request body is over the limit of {limit} bytes"
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise ApiError(413, too_large, "request_too_large")
+        # One read of the announced length: a small body has usually arrived whole already.
+        try:
+            body = await request.content.readexactly(length)
+        except asyncio.IncompleteReadError as exc:
+            message = f"request body ended after {len(exc.partial)} of {length} bytes"
+            raise ApiError(400, message, "invalid_json") from None
+    else:  # chunked: counted as it comes, cut off once over the limit
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, too_large, "request_too_large")
+            chunks.append(chunk)
+        body = b"".join(chunks)
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}", "invalid_json") from None
     if not isinstance(document, dict):
         raise ApiError(400, "request body must be a JSON object", "invalid_request")
-    return bytes(body), document
+    return body, document
 
 
 async def openai_inference(request: web.Request) -> web.StreamResponse:

@@ -24,6 +24,13 @@ Rules:
   feasible node too; the first answer is the client's and the other copy is cancelled, which
   the serving daemon sees as its client leaving (it frees the slot and cancels its backend
   call). A copy counts as a try.
+- What a try holds it lets go once its answer is written, or once it fails or is dropped: a
+  call served here holds its admission slot (its time feeds the service estimate only when the
+  answer was written whole); a call sent to another node counts in the entry's in-flight figure
+  for that row, which the kernels add to the gossiped load so entries do not herd onto one
+  idle-looking backend. A call served here is not counted in flight: admission counts it, and
+  this node's own rows read admission live (hubhop.scoring.candidates), so counting it again
+  would see every local call twice.
 - The answer says what happened: x-hubhop-node and x-hubhop-backend (where it was served),
   x-hubhop-path (entry to server, `>`-joined), x-hubhop-tier (the tier it was served in),
   x-hubhop-spilled when it left the asked tier, x-hubhop-tries when it took more than one try,
@@ -40,7 +47,6 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -49,8 +55,14 @@ from hubhop.core.capacity import host_of
 from hubhop.core.config import NodeConfig
 from hubhop.core.headers import REQUEST_ID_HEADER
 from hubhop.core.local_choice import pick_backend
-from hubhop.core.routing_hints import DEADLINE_HEADER, LANE_HEADER, HintError, parse_hints
-from hubhop.io.admission_gate import AdmissionGate, Refused
+from hubhop.core.routing_hints import (
+    DEADLINE_HEADER,
+    LANE_HEADER,
+    HintError,
+    RouteAsk,
+    parse_hints,
+)
+from hubhop.io.admission_gate import AdmissionGate, HeldSlot, Refused
 from hubhop.io.backend_proxy import (
     REFUSED_HEADER,
     BackendPool,
@@ -65,7 +77,7 @@ from hubhop.io.http_errors import ApiError
 from hubhop.io.wan_delay import WanDelay
 from hubhop.scoring.candidates import CandidateTable
 from hubhop.scoring.route import Route, RowKey, decide_route, no_route_reason, route_json
-from hubhop.scoring.scorer import Scorer
+from hubhop.scoring.scorer import Candidate, Scorer
 
 TARGET_HEADER = "x-hubhop-target"
 HOPS_HEADER = "x-hubhop-hops"
@@ -80,6 +92,7 @@ MAX_HOPS = 4
 NODE_LIST = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}(,[a-z0-9][a-z0-9._-]{0,62})*$")
 
 Body = bytes | LimitedBody | None
+Headers = dict[str, str]
 
 
 @dataclass
@@ -96,9 +109,10 @@ class Cluster:
         return None if addr is None else f"http://{addr}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Call:
-    """One inference call as it passes through this daemon."""
+    """One inference call as it passes through this daemon; not changed once made (not frozen:
+    a frozen dataclass costs a microsecond more to make, on every call)."""
 
     request: web.Request
     request_id: str
@@ -110,15 +124,6 @@ class Call:
 
     def route_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
-
-
-@dataclass(frozen=True)
-class Served:
-    """Where the answer comes from, for the entry's answer headers."""
-
-    path: tuple[str, ...]
-    tier: str | None
-    spilled: bool
 
 
 def served_headers(request_id: str, node: str, backend: str) -> dict[str, str]:
@@ -145,13 +150,24 @@ async def route_request(
             return await serve_here(call, backend.name, ask.lane, deadline, None)
         except Refused as exc:
             raise refusal_error(exc) from None
+    # The decisions are let go of before the answer streams: each keeps its kernel outputs
+    # (hubhop.scoring.scorer), which a long answer should not hold on to.
+    attempt = await _first_answer(call, cluster, ask, protocol, deadline)
+    return await attempt.answer(call.request)
+
+
+async def _first_answer(
+    call: Call, cluster: Cluster, ask: RouteAsk, protocol: str, deadline: float | None
+) -> _Attempt:
+    """Decide and try, re-routing on refusal, until a try's answer head is in."""
+    max_tries = call.config.routing.max_tries
     table = cluster.scorer.table
     refused: set[RowKey] = set()
     resendable = not isinstance(call.body, LimitedBody)
     hedgeable = ask.lane == "emergency" and ask.idempotent and resendable
     last: ApiError | None = None
     tries = 0
-    while tries < config.routing.max_tries:
+    while tries < max_tries:
         route = decide_route(cluster.scorer, ask, protocol, refused)
         chosen = route.chosen
         if chosen is None:
@@ -159,7 +175,7 @@ async def route_request(
                 raise last
             raise ApiError(503, no_route_reason(route), "no_route", route=route_json(route))
         tries += 1
-        if hedgeable and tries < config.routing.max_tries:
+        if hedgeable and tries < max_tries:
             outcome = await _hedged(call, cluster, route, refused, deadline)
             tries += outcome.copies
             attempt, failures = outcome.winner, outcome.failures
@@ -183,7 +199,7 @@ async def route_request(
         if attempt is not None:
             if tries > 1:
                 attempt.opened.headers[TRIES_HEADER] = str(tries)
-            return await attempt.answer(call.request)
+            return attempt
         assert last is not None
         if not resendable:
             raise last
@@ -195,48 +211,62 @@ async def route_request(
 REROUTABLE = (UpstreamRefused, Refused, UpstreamUnreachable)
 
 
-@dataclass
-class _Attempt:
-    """One try whose answer head is in: what it holds (the entry's in-flight count, an
-    admission slot) is let go once its answer is written, or once it is dropped."""
+class _Holds:
+    """What one try holds until its answer is written or it is dropped: the entry's in-flight
+    count against another node's row, or the admission slot of a backend served here. Let go
+    once; the slot's time is a service-time sample only when the answer was written whole."""
 
-    key: RowKey
-    route: Route
-    opened: Opened
-    stack: AsyncExitStack
+    __slots__ = ("_counted", "slot")
+
+    def __init__(self) -> None:
+        self._counted: tuple[CandidateTable, RowKey] | None = None
+        self.slot: HeldSlot | None = None
+
+    def count_in_flight(self, table: CandidateTable, key: RowKey) -> None:
+        """Count the call against its row while it runs: the entry's own in-flight figure,
+        which the kernels add to the gossiped load, so entries do not herd onto one
+        idle-looking backend."""
+        _add_in_flight(table, key, 1.0)
+        self._counted = (table, key)
+
+    def let_go(self, measured: bool) -> None:
+        if self._counted is not None:
+            table, key = self._counted
+            self._counted = None
+            _add_in_flight(table, key, -1.0)
+        if self.slot is not None:
+            slot, self.slot = self.slot, None
+            slot.release(measured)
+
+
+def _add_in_flight(table: CandidateTable, key: RowKey, delta: float) -> None:
+    row = table.row_of(*key)  # looked up each time: a record may have rebuilt the table
+    if row is not None:
+        table.add_local_inflight(row, delta)
+
+
+class _Attempt:
+    """One try whose answer head is in, with what it holds until its answer is written."""
+
+    __slots__ = ("holds", "opened")
+
+    def __init__(self, opened: Opened, holds: _Holds) -> None:
+        self.opened = opened
+        self.holds = holds
 
     async def answer(self, request: web.Request) -> web.StreamResponse:
         try:
             response = await self.opened.relay(request)
-        except BaseException as exc:
-            await self.stack.__aexit__(type(exc), exc, exc.__traceback__)
+        except BaseException:
+            self.holds.let_go(measured=False)
             raise
-        await self.stack.aclose()
+        self.holds.let_go(measured=True)
         return response
 
     async def drop(self) -> None:
         """Not wanted (a hedge lost): closed without a service-time measurement."""
         self.opened.close()
-        lost = HedgeLost()
-        await self.stack.__aexit__(HedgeLost, lost, None)
-
-
-class HedgeLost(Exception):
-    """The other copy of a hedged request answered first."""
-
-
-Opener = Callable[[AsyncExitStack], Awaitable[Opened]]
-
-
-async def _opening(opener: Opener) -> tuple[Opened, AsyncExitStack]:
-    """Run `opener`; what it entered on the stack is let go again if it fails."""
-    stack = AsyncExitStack()
-    try:
-        opened = await opener(stack)
-    except BaseException as exc:
-        await stack.__aexit__(type(exc), exc, exc.__traceback__)
-        raise
-    return opened, stack
+        self.holds.let_go(measured=False)
 
 
 async def _attempt(call: Call, cluster: Cluster, route: Route, deadline: float | None) -> _Attempt:
@@ -245,19 +275,22 @@ async def _attempt(call: Call, cluster: Cluster, route: Route, deadline: float |
     assert chosen is not None
     me = call.config.node.name
     key = (chosen.node, chosen.backend)
-    served = Served(chosen.path, route.tier, route.spilled)
+    served = _route_headers(chosen, route)
     lane = route.ask.lane
-
-    async def opener(stack: AsyncExitStack) -> Opened:
-        stack.enter_context(_in_flight(cluster.scorer.table, key))
+    holds = _Holds()
+    try:
         if chosen.node == me:
-            return await _open_here(call, chosen.backend, lane, deadline, served, stack)
-        return await _open_peer(
-            call, cluster, chosen.path[1], key, chosen.path[2:], (me,), lane, deadline, served
-        )
-
-    opened, stack = await _opening(opener)
-    return _Attempt(key, route, opened, stack)
+            # Not counted in flight: admission counts it, and this node's rows read that live.
+            opened = await _open_here(call, chosen.backend, lane, deadline, served, holds)
+        else:
+            holds.count_in_flight(cluster.scorer.table, key)
+            opened = await _open_peer(
+                call, cluster, chosen.path[1], key, chosen.path[2:], (me,), lane, deadline, served
+            )
+    except BaseException:
+        holds.let_go(measured=False)
+        raise
+    return _Attempt(opened, holds)
 
 
 @dataclass
@@ -323,10 +356,8 @@ async def serve_forwarded(call: Call, cluster: Cluster | None) -> web.StreamResp
             if node != me:
                 raise Refused(503, 1, "wrong_node", f"this is {me}, not {node}")
             return await serve_here(call, backend, lane, deadline, None)
-        opened, stack = await _opening(
-            lambda stack: _open_peer(
-                call, cluster, hops[0], (node, backend), hops[1:], (*via, me), lane, deadline, None
-            )
+        opened = await _open_peer(
+            call, cluster, hops[0], (node, backend), hops[1:], (*via, me), lane, deadline, None
         )
     except Refused as exc:
         raise _refused_answer(exc.status, exc.reason, exc.detail, exc.retry_after_s) from None
@@ -334,17 +365,20 @@ async def serve_forwarded(call: Call, cluster: Cluster | None) -> web.StreamResp
         raise _refused_answer(exc.status, exc.reason, str(exc), exc.retry_after) from None
     except UpstreamUnreachable as exc:
         raise _refused_answer(503, "unreachable", exc.message, None) from None
-    async with stack:
-        return await opened.relay(request)
+    return await opened.relay(request)
 
 
 async def serve_here(
-    call: Call, backend_name: str, lane: str, deadline: float | None, served: Served | None
+    call: Call, backend_name: str, lane: str, deadline: float | None, served: Headers | None
 ) -> web.StreamResponse:
     """Serve with one of this node's backends, once admission gives it a slot."""
-    async with AsyncExitStack() as stack:
-        opened = await _open_here(call, backend_name, lane, deadline, served, stack)
-        return await opened.relay(call.request)
+    holds = _Holds()
+    try:
+        opened = await _open_here(call, backend_name, lane, deadline, served, holds)
+    except BaseException:
+        holds.let_go(measured=False)
+        raise
+    return await _Attempt(opened, holds).answer(call.request)
 
 
 async def _open_here(
@@ -352,10 +386,10 @@ async def _open_here(
     backend_name: str,
     lane: str,
     deadline: float | None,
-    served: Served | None,
-    stack: AsyncExitStack,
+    served: Headers | None,
+    holds: _Holds,
 ) -> Opened:
-    """Take a slot of one of this node's backends (held on `stack`) and send it the call.
+    """Take a slot of one of this node's backends (held in `holds`) and send it the call.
     `served`: the entry's account of the route, for its answer headers (None: not the entry)."""
     backend = next((b for b in call.config.backends if b.name == backend_name), None)
     if backend is None:
@@ -364,9 +398,9 @@ async def _open_here(
         )
     headers = served_headers(call.request_id, call.config.node.name, backend.name)
     if served is not None:
-        headers.update(_served_headers(served))
+        headers.update(served)
     route_ms = call.route_ms()
-    await stack.enter_async_context(call.gate.slot(backend.name, lane, deadline))
+    holds.slot = await call.gate.acquire(backend.name, lane, deadline)
     return await call.pool.open(call.request, backend, call.body, headers, route_ms)
 
 
@@ -379,7 +413,7 @@ async def _open_peer(
     via: tuple[str, ...],
     lane: str,
     deadline: float | None,
-    served: Served | None,
+    served: Headers | None,
 ) -> Opened:
     """Pass the call to `next_hop` on its way to `target`. `served`: as for _open_here (the
     relays pass the serving node's answer head on unchanged)."""
@@ -415,7 +449,7 @@ async def _open_peer(
         forward_headers.append((DEADLINE_HEADER, f"{left_ms:.0f}"))
     answer_headers = {REQUEST_ID_HEADER: call.request_id}
     if served is not None:
-        answer_headers.update(_served_headers(served))
+        answer_headers.update(served)
     return await call.pool.open(
         call.request,
         upstream,
@@ -428,11 +462,10 @@ async def _open_peer(
     )
 
 
-def _served_headers(served: Served) -> dict[str, str]:
-    headers = {"x-hubhop-path": ">".join(served.path)}
-    if served.tier is not None:
-        headers["x-hubhop-tier"] = served.tier
-    if served.spilled:
+def _route_headers(chosen: Candidate, route: Route) -> Headers:
+    """The entry's account of the route, for the answer: path, tier, whether it spilled."""
+    headers = {"x-hubhop-path": ">".join(chosen.path), "x-hubhop-tier": route.tier}
+    if route.spilled:
         headers["x-hubhop-spilled"] = "1"
     return headers
 
@@ -499,23 +532,3 @@ def refusal_error(exc: Exception, route: Route | None = None) -> ApiError:
         headers = {"Retry-After": _retry_after(exc.retry_after or "1")}
     code = "rate_limited" if status == 429 else "overloaded"
     return ApiError(status, message, code, headers, decision)
-
-
-class _in_flight:
-    """Count a call against its row while it runs: the entry's own in-flight figure, which the
-    kernels add to the gossiped load, so entries do not herd onto one idle-looking backend."""
-
-    def __init__(self, table: CandidateTable, key: RowKey) -> None:
-        self._table = table
-        self._key = key
-
-    def __enter__(self) -> None:
-        self._add(1.0)
-
-    def __exit__(self, *exc: object) -> None:
-        self._add(-1.0)
-
-    def _add(self, delta: float) -> None:
-        row = self._table.row_of(*self._key)
-        if row is not None:
-            self._table.add_local_inflight(row, delta)

@@ -7,6 +7,11 @@ Rules:
 - Structural changes (a row added or removed) are queued and folded in by `materialize()`, one
   O(R) rebuild for any number of queued changes, run before the next decision rather than on
   every change, and never per request when nothing changed.
+- This node's own rows read its admission live (`set_live_load`: busy slots and lane queues,
+  written at each change): those figures stand over the ones in its own record, which were
+  sampled when it was published, and survive the record's rows being rebuilt. The entry's
+  in-flight count (ROW_LOCAL_INFLIGHT) is for other nodes' rows: admission already counts a
+  request to this node's own backend.
 - Node ids come from a shared vocabulary so rows point into the per-node latency array of the
   path map; model and chip names become small ids the same way. Model sets are bitsets: model
   id m is bit m % 64 of word m // 64; the table widens the bitset when the vocabulary outgrows it.
@@ -19,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from hubhop.core.capacity import LoadSample
 from hubhop.scoring.vocabulary import Vocabulary
 from hubhop_native import columns as col
 
@@ -50,6 +56,7 @@ class CandidateTable:
         self._row_of: dict[RowKey, int] = {}
         self._pending: dict[RowKey, BackendLoad] = {}
         self._removed: set[int] = set()
+        self._live: dict[RowKey, tuple[float, tuple[float, float, float]]] = {}
         self.row_node = np.zeros(0, np.int32)
         self.row_alive = np.zeros(0, np.uint8)
         self.row_chip = np.zeros(0, np.int32)
@@ -93,6 +100,17 @@ class CandidateTable:
         figures[col.ROW_LOCAL_INFLIGHT, row] = max(
             0.0, figures[col.ROW_LOCAL_INFLIGHT, row] + delta
         )
+
+    def set_live_load(self, node: str, backend: str, load: LoadSample) -> None:
+        """This node's own `backend` has these busy slots and lane queues (the service time is
+        left to the record), as its admission counts them now: written over what its record
+        said, now and on any rebuild."""
+        key = (node, backend)
+        busy, queue, _ = load
+        self._live[key] = (busy, queue)
+        row = self._row_of.get(key)
+        if row is not None and row not in self._removed:
+            self._write_load(row, busy, queue)
 
     def mark_full(self, row: int) -> None:
         """The backend of `row` refused a request: score it as full (every slot busy) until
@@ -141,11 +159,16 @@ class CandidateTable:
         num[col.ROW_GREEN, row] = load.green_share
         num[col.ROW_SLOTS, row] = load.slots
         num[col.ROW_RESERVE, row] = load.emergency_reserve
-        num[col.ROW_BUSY, row] = load.busy
-        num[col.ROW_QUEUE_EMERGENCY, row] = load.queue[0]
-        num[col.ROW_QUEUE_STANDARD, row] = load.queue[1]
-        num[col.ROW_QUEUE_BATCH, row] = load.queue[2]
         num[col.ROW_SERVICE_MS, row] = load.service_ms
+        busy, queue = self._live.get(self.keys[row], (load.busy, load.queue))
+        self._write_load(row, busy, queue)
+
+    def _write_load(self, row: int, busy: float, queue: tuple[float, float, float]) -> None:
+        num = self.row_num
+        num[col.ROW_BUSY, row] = busy
+        num[col.ROW_QUEUE_EMERGENCY, row] = queue[0]
+        num[col.ROW_QUEUE_STANDARD, row] = queue[1]
+        num[col.ROW_QUEUE_BATCH, row] = queue[2]
 
     def _fit_model_words(self) -> None:
         needed = max(1, (len(self.models) + 63) // 64)

@@ -4,7 +4,8 @@ Rules:
 - Links are directed measured round-trip times between node ids (a node's record carries its
   RTT to each neighbour it probes, so each direction is reported by its own end).
 - Paths are recomputed only when the map changed (a link, a coordinate, a node), lazily, at the
-  next decision that needs them; never per request otherwise.
+  next decision that needs them; never per request otherwise. Each recomputation writes new
+  arrays (`Paths`), never the previous ones, so a decision keeps the paths it was made on.
 - Each relay hop costs `relay_cost_ms` (the relaying daemon's own processing).
 - Where no measured path reaches a node, its network-coordinate estimate stands in, and the
   path is marked as an estimate so the decision can say so.
@@ -13,6 +14,7 @@ Rules:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +26,27 @@ from hubhop_native import csr
 # A relaying daemon reads the request head and opens (or reuses) an upstream connection: about
 # 0.1 ms on the hardware this runs on, small against the 1 ms city tier but never free.
 DEFAULT_RELAY_COST_MS = 0.1
+
+
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity
+class Paths:
+    """What one recomputation found. Never changed afterwards (the next recomputation makes new
+    arrays), so a decision can keep the paths it was made on and explain itself later."""
+
+    nodes: Vocabulary
+    source: int
+    latency_ms: np.ndarray  # one-way, per node id; inf where unknown
+    pred: np.ndarray  # the node before each one on its path
+    estimated: np.ndarray  # 1 where the latency is a coordinate estimate
+
+    def path_to(self, node_id: int) -> tuple[str, ...]:
+        """Node names from the source to `node_id` along its path (empty if unreachable)."""
+        if node_id >= self.pred.shape[0] or not math.isfinite(self.latency_ms[node_id]):
+            return ()
+        hops = [node_id]
+        while hops[-1] != self.source and len(hops) <= self.pred.shape[0]:
+            hops.append(int(self.pred[hops[-1]]))
+        return tuple(self.nodes.name_of(h) for h in reversed(hops))
 
 
 class PathMap:
@@ -40,6 +63,10 @@ class PathMap:
         self.pred = np.zeros(0, np.int32)
         self.first_hop = np.zeros(0, np.int32)
         self.estimated = np.zeros(0, np.uint8)
+        self.current = self._paths()
+
+    def _paths(self) -> Paths:
+        return Paths(self.nodes, self.source, self.latency_ms, self.pred, self.estimated)
 
     def set_link(self, a: str, b: str, rtt_ms: float) -> None:
         key = (self.nodes.id_of(a), self.nodes.id_of(b))
@@ -101,13 +128,9 @@ class PathMap:
             self.latency_ms, self.pred, self.first_hop, self.estimated,
         )  # fmt: skip
         self._dirty = False
+        self.current = self._paths()
         return self.latency_ms
 
     def path_to(self, node_id: int) -> tuple[str, ...]:
         """Node names from this node to `node_id` along the chosen path (empty if unreachable)."""
-        if node_id >= self.pred.shape[0] or not math.isfinite(self.latency_ms[node_id]):
-            return ()
-        hops = [node_id]
-        while hops[-1] != self.source and len(hops) <= self.pred.shape[0]:
-            hops.append(int(self.pred[hops[-1]]))
-        return tuple(self.nodes.name_of(h) for h in reversed(hops))
+        return self.current.path_to(node_id)

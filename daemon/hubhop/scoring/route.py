@@ -40,8 +40,8 @@ def scoring_model(protocol: str, model: str) -> str:
     return f"{protocol}:{model}"
 
 
-def _named_bounds() -> list[tuple[str, float]]:
-    return sorted(TIER_BOUNDS_MS.items(), key=lambda item: item[1])
+# The named tiers' bounds, tightest first: where `next` spills to.
+NAMED_BOUNDS_MS: tuple[float, ...] = tuple(sorted(TIER_BOUNDS_MS.values()))
 
 
 def spill_bounds(bound_ms: float, spill: str) -> list[float]:
@@ -50,9 +50,9 @@ def spill_bounds(bound_ms: float, spill: str) -> list[float]:
     if spill == "any" and math.isfinite(bound_ms):
         bounds.append(math.inf)
     elif spill == "next":
-        looser = [b for _, b in _named_bounds() if b > bound_ms]
-        if looser:
-            bounds.append(looser[0])
+        looser = next((b for b in NAMED_BOUNDS_MS if b > bound_ms), None)
+        if looser is not None:
+            bounds.append(looser)
     return bounds
 
 
@@ -86,8 +86,7 @@ def decide_route(
 ) -> Route:
     """The best candidate for `ask` within its tier, or beyond it as its spill allows."""
     refused_keys = frozenset(refused)
-    scorer.table.materialize()
-    masked = _mask(scorer, refused_keys)
+    masked = _mask(scorer, refused_keys) if refused_keys else []
     try:
         bounds = spill_bounds(ask.max_one_way_ms, ask.spill)
         first = decision = scorer.decide(_request(ask, protocol, bounds[0]))
@@ -124,6 +123,7 @@ def _request(ask: RouteAsk, protocol: str, bound_ms: float) -> Request:
 
 def _mask(scorer: Scorer, refused: frozenset[RowKey]) -> list[tuple[int, int]]:
     """Mark the refused rows not alive; what they were, to put back."""
+    scorer.table.materialize()
     masked = []
     for node, backend in refused:
         row = scorer.table.row_of(node, backend)
