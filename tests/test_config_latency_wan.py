@@ -12,6 +12,7 @@ import pytest
 from hubhop.core.config import ConfigError, parse_config
 from hubhop.io.config_file import check_referenced_files, load_config
 from hubhop.io.emulated_wan import open_wan
+from hubhop.io.gossip_service import republish_policy
 from tests.test_cli_config import assert_no_traceback, hubhop
 
 KEY = base64.b64encode(bytes(range(32))).decode()
@@ -36,6 +37,13 @@ def test_hubs_and_probe_tuning_parse() -> None:
     assert config.latency.hubs == ("hub-wuhu", "hub-zhongwei")
     assert dict(config.latency.tuning) == {"near_interval_s": 1.5, "nearest_k": 4}
     assert config.wan is None  # the emulated WAN is off unless asked for
+    assert republish_policy(config).network_min_interval_s == 30.0  # the policy's own
+
+
+def test_a_lab_may_publish_its_links_sooner() -> None:
+    config = parse_config(BASE + GOSSIP + "[latency]\nlinks_republish_s = 2.0\n", "city.toml")
+    assert config.latency.links_republish_s == 2.0
+    assert republish_policy(config).network_min_interval_s == 2.0
 
 
 def test_the_wan_section_parses() -> None:
@@ -65,6 +73,10 @@ def test_the_wan_section_parses() -> None:
             "city.toml: latency.near_interval_s: 0 is out",
         ),
         (GOSSIP + "[latency]\nprobes = 3\n", "city.toml: latency.probes: unknown key"),
+        (
+            GOSSIP + "[latency]\nlinks_republish_s = 0.1\n",
+            "city.toml: latency.links_republish_s: 0.1 is out",
+        ),
         (
             GOSSIP + '[wan]\ntopology = "hubei.toml"\n',
             "city.toml: wan.topology: 'hubei.toml' must be",

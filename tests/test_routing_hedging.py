@@ -41,6 +41,8 @@ def config_text(name: str, backend_url: str) -> str:
         f'[node]\nname = "{name}"\nrole = "{role}"\nregion = "hubei"\ncity = "wuhan"\n'
         f'[http]\nlisten = "127.0.14.{i}:0"\n'
         f"[lifecycle]\ndrain_grace_s = 1.0\n"
+        # Links reach peers in 2 s, not the 30 s a production node waits: the cluster routes sooner.
+        "[latency]\nlinks_republish_s = 2.0\n"
         f"[routing]\nprice_weight_ms = 10.0\nhedge_delay_ms = {HEDGE_DELAY_MS}\n"
         f'[gossip]\nbind = "127.0.15.{i}:7946"\nseeds = ["127.0.15.1:7946"]\nkeys = ["{KEY}"]\n'
         f'[[backends]]\nname = "{name}-gpu"\nurl = "{backend_url}"\nprotocol = "openai"\n'

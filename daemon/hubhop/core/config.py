@@ -156,6 +156,10 @@ class LatencyConfig:
     # probed until it joins.
     hubs: tuple[str, ...] = ()
     tuning: tuple[tuple[str, float], ...] = ()
+    # Least seconds between two records published for network changes alone (links measured,
+    # coordinate moved). None: the republish policy's own (hubhop.core.republish, 30 s); a lab
+    # or a test on one machine may want peers to see its links sooner.
+    links_republish_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -365,9 +369,12 @@ def _gossip(root: _Table) -> GossipConfig:
 def _latency(root: _Table) -> LatencyConfig:
     t = root.table("latency")
     hubs = t.string_list("hubs", pattern=NAME_PATTERN, required=False)
+    links_republish_s = None
+    if t.has("links_republish_s"):
+        links_republish_s = t.number("links_republish_s", 30.0, lo=1.0, hi=3600.0)
     tuning = t.tuning(LATENCY_INTERVALS, LATENCY_COUNTS)
     t.finish()
-    return LatencyConfig(tuple(hubs), tuning)
+    return LatencyConfig(tuple(hubs), tuning, links_republish_s)
 
 
 def _wan(root: _Table) -> WanConfig:

@@ -69,6 +69,14 @@ def with_overrides(defaults: SettingsT, tuning: tuple[tuple[str, float], ...]) -
     return dataclasses.replace(defaults, **overrides)  # type: ignore[type-var]  # any dataclass
 
 
+def republish_policy(config: NodeConfig) -> RepublishPolicy:
+    """The republish policy, with the config's interval for network changes if it gives one."""
+    interval = config.latency.links_republish_s
+    if interval is None:
+        return RepublishPolicy()
+    return RepublishPolicy(network_min_interval_s=interval)
+
+
 class GossipService:
     def __init__(
         self, config: NodeConfig, http_addr: str, sample_load: LoadSampler, scorer: Scorer
@@ -80,7 +88,7 @@ class GossipService:
         self.sample_load = sample_load
         self.scorer = scorer
         self.table = CapacityTable()
-        self.policy = RepublishPolicy()
+        self.policy = republish_policy(config)
         self.channel = SecureChannel(
             load_keyring(self.gossip), config.node.name, time.time_ns(), random.Random()
         )
@@ -283,6 +291,7 @@ class GossipService:
         """A reloaded config changes what this node fronts (and which hubs it probes):
         publish it at once."""
         self.config = config
+        self.policy = republish_policy(config)
         if self.latency is not None:
             self.latency.set_hubs(config.latency.hubs)
         self.publish(force=True)
