@@ -77,7 +77,7 @@ from hubhop.io.http_errors import ApiError
 from hubhop.io.wan_delay import WanDelay
 from hubhop.scoring.candidates import CandidateTable
 from hubhop.scoring.route import Route, RowKey, decide_route, no_route_reason, route_json
-from hubhop.scoring.scorer import Candidate, Scorer
+from hubhop.scoring.scorer import Scorer
 
 TARGET_HEADER = "x-hubhop-target"
 HOPS_HEADER = "x-hubhop-hops"
@@ -275,7 +275,8 @@ async def _attempt(call: Call, cluster: Cluster, route: Route, deadline: float |
     assert chosen is not None
     me = call.config.node.name
     key = (chosen.node, chosen.backend)
-    served = _route_headers(chosen, route)
+    path = carried_path(chosen.path)
+    served = _route_headers(path, route)
     lane = route.ask.lane
     holds = _Holds()
     try:
@@ -285,7 +286,7 @@ async def _attempt(call: Call, cluster: Cluster, route: Route, deadline: float |
         else:
             holds.count_in_flight(cluster.scorer.table, key)
             opened = await _open_peer(
-                call, cluster, chosen.path[1], key, chosen.path[2:], (me,), lane, deadline, served
+                call, cluster, path[1], key, path[2:], (me,), lane, deadline, served
             )
     except BaseException:
         holds.let_go(measured=False)
@@ -462,9 +463,16 @@ async def _open_peer(
     )
 
 
-def _route_headers(chosen: Candidate, route: Route) -> Headers:
+def carried_path(path: tuple[str, ...]) -> tuple[str, ...]:
+    """The path a call takes: the decision's, or straight to the serving node when the decision
+    relays through more nodes than a call may pass (MAX_HOPS). Relays only shave latency; every
+    peer can be called directly, and a path the relays would refuse (508) gets nowhere."""
+    return path if len(path) <= MAX_HOPS else (path[0], path[-1])
+
+
+def _route_headers(path: tuple[str, ...], route: Route) -> Headers:
     """The entry's account of the route, for the answer: path, tier, whether it spilled."""
-    headers = {"x-hubhop-path": ">".join(chosen.path), "x-hubhop-tier": route.tier}
+    headers = {"x-hubhop-path": ">".join(path), "x-hubhop-tier": route.tier}
     if route.spilled:
         headers["x-hubhop-spilled"] = "1"
     return headers
