@@ -7,5 +7,6 @@ alone lists them and runs every one. Each writes a JSON file and a PNG plot unde
 Rules every benchmark here keeps:
 - Traffic goes only to 127.0.0.0/8; every load is bounded in count and in time.
 - Processes are started by the benchmark and stopped by their PID, never by name.
-- Nothing here imports from tests/: the benchmark has its own small launcher (`bench._launch`).
+- Nothing here imports from tests/: processes are started and stopped by `hubhop.lab` (under
+  the short name `bench._launch`), which `hubhop demo` and the tests share.
 """

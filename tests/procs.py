@@ -1,7 +1,8 @@
 """Starting hubhop processes for tests: real processes on loopback, stopped by their PID.
 
-The launching itself is the benchmarks' (`bench._launch`): one implementation of "start, wait
-for the ready line within a bound, stop by PID" for both. This module adds what only tests need.
+The launching itself is the package's (`hubhop.lab.processes`): one implementation of "start,
+wait for the ready line within a bound, stop by PID" for the demo, the benchmarks and the tests.
+This module adds what only tests need.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench._launch import Proc, reset_peak_rss, run_hubhop_node, start_demo_backend, vm_kib
+from hubhop.lab.processes import (
+    Proc,
+    reset_peak_rss,
+    run_hubhop_node,
+    start_demo_backend,
+    vm_kib,
+)
 
 __all__ = [
     "Proc",

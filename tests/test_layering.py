@@ -19,6 +19,9 @@ Approach, per package:
   most of the stdlib and their dependencies, and the table names exactly what they must never
   reach. The lists also forbid reaching a layer above (scoring → io/app/cli, io → cli-level
   modules), which the table implies.
+- `hubhop.loadgen` and `hubhop.lab` (tools beside the daemon: a load generator, an emulated
+  network of real processes) have a pure half on an ALLOWLIST and the rest on a DENYLIST; the
+  daemon's own layers may import neither.
 """
 
 from __future__ import annotations
@@ -128,6 +131,7 @@ SCORING_NEVER = (
     "hubhop.app",
     "hubhop.cli",
     "hubhop.loadgen",
+    "hubhop.lab",
 )
 SCORING_RULE = (
     "hubhop.scoring (the kernels' bridge) never imports asyncio/aiohttp/grpc or a layer above"
@@ -135,7 +139,7 @@ SCORING_RULE = (
 
 # hubhop.demo and hubhop.loadgen are CLI commands (they start nodes, send load), so the adapters
 # must not reach them either.
-IO_NEVER = ("hubhop.app", "hubhop.cli", "hubhop.demo", "hubhop.loadgen")
+IO_NEVER = ("hubhop.app", "hubhop.cli", "hubhop.demo", "hubhop.loadgen", "hubhop.lab")
 IO_RULE = "hubhop.io never imports hubhop.app, hubhop.cli or other command-level modules"
 
 # hubhop.loadgen (`hubhop loadgen`) is a client of any hubhop network: its pure half (the
@@ -155,9 +159,59 @@ LOADGEN_PURE_RULE = (
     "cryptography), hdrh, hubhop.core, hubhop.cli_tables and each other: no sockets, asyncio, "
     "clocks or files"
 )
-LOADGEN_NEVER = ("hubhop.app", "hubhop.cli", "hubhop.demo", "hubhop.scoring", "hubhop_native")
+LOADGEN_NEVER = (
+    "hubhop.app",
+    "hubhop.cli",
+    "hubhop.demo",
+    "hubhop.lab",
+    "hubhop.scoring",
+    "hubhop_native",
+)
 LOADGEN_RULE = (
-    "hubhop.loadgen never imports hubhop.app, hubhop.cli, hubhop.demo or the scoring kernels"
+    "hubhop.loadgen never imports hubhop.app, hubhop.cli, hubhop.demo, hubhop.lab or the scoring "
+    "kernels"
+)
+
+# hubhop.lab (an emulated network as real processes, shared by the demo, the benchmarks and the
+# tests) is an I/O-side adapter like hubhop.io: it starts processes, opens sockets, writes
+# files. Its pure half (which backends each site fronts, which sites run) takes the parsed
+# topology like hubhop.wan does, with the same ALLOWLIST plus hubhop.wan and each other. Its
+# other modules use a DENYLIST: the lab runs daemons as processes and talks to them over HTTP,
+# so it never builds a node or an adapter in-process (hubhop.app, hubhop.io, the kernels), and it
+# sits below the commands that use it (hubhop.cli, hubhop.demo, hubhop.loadgen). Nothing of the
+# daemon's own layers may import it (IO_NEVER, SCORING_NEVER; the core and wan allowlists).
+LAB_PURE = tuple(f"hubhop.lab.{name}" for name in ("profiles", "network_slice"))
+LAB_PURE_ALLOWED = CORE_STDLIB | {"hubhop.core", "hubhop.wan", *LAB_PURE}
+LAB_PURE_RULE = (
+    "hubhop.lab's pure modules may import only what hubhop.core may (but msgpack, numpy, "
+    "cryptography), hubhop.core, hubhop.wan and each other: no processes, sockets or files"
+)
+LAB_NEVER = (
+    "hubhop.app",
+    "hubhop.cli",
+    "hubhop.demo",
+    "hubhop.loadgen",
+    "hubhop.io",
+    "hubhop.scoring",
+    "hubhop_native",
+)
+LAB_RULE = (
+    "hubhop.lab never imports hubhop.app, hubhop.io, the scoring kernels or the commands above "
+    "it (hubhop.cli, hubhop.demo, hubhop.loadgen)"
+)
+
+# The tools beside the daemon: (package, its pure modules, what those may import and the rule,
+# what the package's other modules never import and the rule).
+TOOL_RULES = (
+    (
+        "hubhop.loadgen",
+        LOADGEN_PURE,
+        LOADGEN_PURE_ALLOWED,
+        LOADGEN_PURE_RULE,
+        LOADGEN_NEVER,
+        LOADGEN_RULE,
+    ),
+    ("hubhop.lab", LAB_PURE, LAB_PURE_ALLOWED, LAB_PURE_RULE, LAB_NEVER, LAB_RULE),
 )
 
 APP_RULE = "hubhop.app is imported only by hubhop.cli (and tests)"
@@ -266,12 +320,11 @@ def check_import(importer: str, target: str) -> str | None:
         if any(within(target, allowed) for allowed in NATIVE_ALLOWED):
             return None
         return NATIVE_RULE
-    if any(within(importer, pure) for pure in LOADGEN_PURE):
-        if any(within(target, allowed) for allowed in LOADGEN_PURE_ALLOWED):
-            return None
-        return LOADGEN_PURE_RULE
-    if within(importer, "hubhop.loadgen") and any(within(target, n) for n in LOADGEN_NEVER):
-        return LOADGEN_RULE
+    for package, pure, allowed, pure_rule, never, rule in TOOL_RULES:
+        if any(within(importer, module) for module in pure):
+            return None if any(within(target, a) for a in allowed) else pure_rule
+        if within(importer, package) and any(within(target, n) for n in never):
+            return rule
     if within(importer, "hubhop.scoring") and any(within(target, n) for n in SCORING_NEVER):
         return SCORING_RULE
     if within(importer, "hubhop.io") and any(within(target, n) for n in IO_NEVER):
@@ -322,11 +375,20 @@ def test_the_walker_sees_every_package() -> None:
     # violations too.
     modules = find_modules(REAL_ROOTS)
     known = {m.name for m in modules}
-    for package in ("hubhop.core", "hubhop.io", "hubhop.wan", "hubhop.loadgen", "hubhop_native"):
+    for package in (
+        "hubhop.core",
+        "hubhop.io",
+        "hubhop.wan",
+        "hubhop.loadgen",
+        "hubhop.lab",
+        "hubhop.demo",
+        "hubhop_native",
+    ):
         members = [m for m in modules if within(m.name, package)]
         assert members, f"no modules found in {package}"
-    for pure in LOADGEN_PURE:  # a renamed module would leave its rule guarding nothing
-        assert pure in known, f"{pure} is named by the loadgen rule but does not exist"
+    # A renamed module would leave its rule guarding nothing.
+    for pure in (*LOADGEN_PURE, *LAB_PURE):
+        assert pure in known, f"{pure} is named by a pure-module rule but does not exist"
     for single in ("hubhop.cli", "hubhop.app", "hubhop.core.config"):
         assert single in known
     by_name = {m.name: m for m in modules}
@@ -453,6 +515,24 @@ def test_relative_import_above_the_top_package_is_reported(tmp_path: Path) -> No
         ("hubhop.io.local_endpoint", "hubhop.loadgen.runner", True),
         ("hubhop.scoring.route", "hubhop.loadgen", True),
         ("hubhop.core.config", "hubhop.loadgen.workload", True),
+        ("hubhop.lab.cluster", "hubhop.wan.model", False),
+        ("hubhop.lab.cluster", "subprocess", False),
+        ("hubhop.lab.processes", "hubhop.app", True),
+        ("hubhop.lab.processes", "hubhop.io.loop", True),
+        ("hubhop.lab.backends", "hubhop.demo.command", True),
+        ("hubhop.lab.cluster", "hubhop.scoring", True),
+        ("hubhop.lab.profiles", "hubhop.wan.topology", False),
+        ("hubhop.lab.profiles", "zlib", False),
+        ("hubhop.lab.network_slice", "hubhop.lab.profiles", False),
+        ("hubhop.lab.network_slice", "hubhop.lab.processes", True),
+        ("hubhop.lab.profiles", "pathlib", True),
+        ("hubhop.demo.command", "hubhop.lab.cluster", False),
+        ("hubhop.demo.command", "hubhop.loadgen.runner", False),
+        ("hubhop.io.local_endpoint", "hubhop.lab.processes", True),
+        ("hubhop.scoring.route", "hubhop.lab", True),
+        ("hubhop.loadgen.runner", "hubhop.lab.cluster", True),
+        ("hubhop.core.config", "hubhop.lab.profiles", True),
+        ("hubhop.wan.model", "hubhop.lab.profiles", True),
     ],
 )
 def test_rules_table(importer: str, target: str, broken: bool) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# The shipped topology's 34 sites. The joiner is started after the warm-up, to time how fast
-# a new node's coordinate becomes useful: a far hub cluster, whose coordinate at the origin is
-# far off (a central Hubei city starts within 20% of most others before any sample).
+# 34 of the shipped topology's sites: all but the hospitals outside Wuhan, added later for the
+# demo (their links repeat their cities' data centres'). The joiner is started after the
+# warm-up, to time how fast a new node's coordinate becomes useful: a far hub cluster, whose
+# coordinate at the origin is far off (a central Hubei city starts within 20% of most others
+# before any sample).
 ALL_SITES = (
     "wuhan-dc-1", "wuhan-dc-2", "wuhan-hospital", "wuhan-5g-mec",
     "huangshi", "shiyan", "yichang", "xiangyang", "ezhou", "jingmen", "xiaogan", "jingzhou",

@@ -73,6 +73,7 @@ from hubhop.core.gossip_settings import GossipSettings
 from hubhop.core.latency_monitor import LatencyMonitor, ProbeSettings, to_wire
 from hubhop.core.republish import RepublishPolicy
 from hubhop.core.vivaldi import Coordinate, relative_error
+from hubhop.lab.cluster import SHIPPED_TOPOLOGY
 from hubhop.wan.model import WanModel
 from hubhop.wan.topology import (
     DEFAULT_HOPS,
@@ -83,9 +84,6 @@ from hubhop.wan.topology import (
     load_topology,
     parse_places,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED_TOPOLOGY = REPO / "topologies" / "hubei.toml"
 
 # How many sites a place gets, relative to the others. The network this is built for is
 # Hubei's: Wuhan (the provincial core, most hospitals and 5G edges) weighs most, the other

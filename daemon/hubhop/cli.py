@@ -234,7 +234,7 @@ def cmd_demo_backend(ns: argparse.Namespace) -> int:
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
-    from hubhop.demo import run_demo
+    from hubhop.demo.command import run as run_demo
 
     return run_demo(ns)
 
@@ -256,7 +256,7 @@ def _daemon_arguments(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hubhop.demo import add_demo_arguments
+    from hubhop.demo.command import add_arguments as add_demo_arguments
     from hubhop.io import demo_backend
     from hubhop.loadgen.command import add_arguments as add_loadgen_arguments
 
@@ -324,7 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo_backend.add_arguments(p)
     p.set_defaults(func=cmd_demo_backend)
 
-    p = sub.add_parser("demo", help="start a node and a demo backend, send real requests, stop")
+    p = sub.add_parser(
+        "demo",
+        help="the network on one machine: a topology's slice as real processes, hospital load, "
+        "a report per lane and tier, plots; stops what it started",
+    )
     add_demo_arguments(p)
     p.set_defaults(func=cmd_demo)
 

@@ -13,6 +13,9 @@ Rules:
   `truncated` (the body ended early), `no_route` (a 503 whose routing decision chose nothing),
   `http_<status>` (any other non-2xx: `http_429` when a queue is full, `http_503`, `http_400`,
   ...), `other` (anything else; its message is kept).
+- Shed: the errors by which the network itself turned a request away, on purpose and at once,
+  with an answer (`http_429` a full queue, `http_503` nothing would take it, `no_route` nothing
+  fits its hints); every other error is a failure (the request was lost, cut or malformed).
 - Within tier: the answer's x-hubhop-tier is no looser than the tier asked and the answer did not
   spill (x-hubhop-spilled). A stream that asks no tier, or `any`, is within tier whenever it is
   answered; an answer without x-hubhop-tier to a stream that asks one (a server that is not a
@@ -32,6 +35,7 @@ SSE_DONE = b"data: [DONE]"
 # Bytes of an error answer kept to classify it: a no-route 503 carries the routing decision
 # with every rejected candidate, a few kB for a province; 1 MiB holds any real one.
 ERROR_BODY_LIMIT = 1024 * 1024
+SHED_KINDS = frozenset({"http_429", "http_503", "no_route"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Outcome:
     served_tier: str | None = None  # x-hubhop-tier
     spilled: bool = False  # x-hubhop-spilled
     node: str | None = None  # x-hubhop-node: where it was served
+    path: str | None = None  # x-hubhop-path: entry>relay>...>node, the hops it took
     detail: str = ""  # what went wrong, in a line
 
     @property
@@ -56,6 +61,11 @@ class Outcome:
     def lag_s(self) -> float:
         """How late the client sent it (0 when on time)."""
         return max(0.0, self.sent - self.planned)
+
+
+def is_shed(kind: str | None) -> bool:
+    """Whether an error of `kind` is the network shedding the request (see the rules)."""
+    return kind in SHED_KINDS
 
 
 def http_error_kind(status: int, body_start: bytes) -> str:

@@ -3,7 +3,8 @@
 Rules:
 - The printed tables and the JSON come from the same summaries, so they never disagree.
 - Every request sent is in exactly one row's `sent`, as ok or as one error kind: the `all` row's
-  sent is the run's.
+  sent is the run's. `failed` counts every one not ok; `shed`, those of them the network turned
+  away on purpose (`outcome.SHED_KINDS`).
 - Shares (within tier, within deadline) are of the ok answers; goodput is per second of the
   planned duration, like throughput.
 - Latency is in milliseconds, measured from each request's planned send time. The header line
@@ -83,15 +84,18 @@ def lines(workload: Workload, summary: dict[str, Any]) -> list[str]:
         "",
     ]
     rows = [*summary["groups"], summary["all"]]
-    counts = [("LANE/TIER", "SENT", "OK", "FAILED", "OK/S", "IN_TIER", "IN_DEADLINE", "GOODPUT/S")]
+    counts = [
+        ("LANE/TIER", "SENT", "OK", "FAILED", "SHED", "OK/S", "IN_TIER", "IN_DEADLINE", "GOODPUT/S")
+    ]
     for r in rows:
         counts.append((
             f"{r['lane']}/{r['tier']}" if r["lane"] != "all" else "all", str(r["sent"]),
-            str(r["ok"]), str(r["failed"]), f"{r['throughput_rps']:g}",
+            str(r["ok"]), str(r["failed"]), str(r["shed"]), f"{r['throughput_rps']:g}",
             _share(r["within_tier_share"]), _share(r["within_deadline_share"]),
             f"{r['goodput_rps']:g}",
         ))  # fmt: skip
     out += aligned(counts)
+    out.append("FAILED counts every request not answered ok; SHED, those the network turned away")
     out.append("")
     latency = [("LATENCY_MS", "TTFB_P50", "TTFB_P99", "P50", "P90", "P99", "P99.9", "MAX")]
     for r in rows:
@@ -102,7 +106,7 @@ def lines(workload: Workload, summary: dict[str, Any]) -> list[str]:
             _ms(t["max"]),
         ))  # fmt: skip
     out += aligned(latency)
-    out += _error_lines(summary)
+    out += error_lines(summary)
     unknown = [
         f"{r['lane']}/{r['tier']} {r['tier_unknown']}" for r in rows[:-1] if r["tier_unknown"]
     ]
@@ -114,7 +118,8 @@ def lines(workload: Workload, summary: dict[str, Any]) -> list[str]:
     return out
 
 
-def _error_lines(summary: dict[str, Any]) -> list[str]:
+def error_lines(summary: dict[str, Any]) -> list[str]:
+    """Errors by kind per row, and the first of each kind in a line (nothing when none)."""
     failing = [r for r in summary["groups"] if r["errors"]]
     if not failing:
         return []

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from hubhop.core.demo_protocol import WORDS
 from hubhop.core.kserve_binary import binary_infer_header, binary_infer_headers
 from hubhop.core.routing_hints import HINT_HEADERS
-from hubhop.loadgen.workload import Stream
+from hubhop.loadgen.workload import OPENAI_PROTOCOLS, Stream
 
 TENSOR_NAME = "input0"
 
@@ -57,8 +57,8 @@ def tensor_bytes(nbytes: int) -> bytes:
     return bytes(range(256)) * whole + bytes(range(rest))
 
 
-def hint_headers(stream: Stream) -> dict[str, str]:
-    """The routing hints the stream asks for, as the daemon's request headers."""
+def _hints(stream: Stream) -> dict[str, str | float]:
+    """The routing hints the stream gives, by the daemon's field names."""
     hints = {
         "lane": stream.lane,
         "tier": stream.tier,
@@ -68,11 +68,22 @@ def hint_headers(stream: Stream) -> dict[str, str]:
         "deadline_ms": stream.deadline_ms,
         "spill": stream.spill,
     }
+    return {field: value for field, value in hints.items() if value is not None}
+
+
+def hint_headers(stream: Stream) -> dict[str, str]:
+    """The routing hints the stream asks for, as the daemon's request headers."""
     return {
         HINT_HEADERS[field]: value if isinstance(value, str) else _decimal(value)
-        for field, value in hints.items()
-        if value is not None
+        for field, value in _hints(stream).items()
     }
+
+
+def route_ask(stream: Stream) -> dict[str, str | float]:
+    """The body of `POST /hubhop/v1/route` asking where the stream's requests would go: the
+    model, the API it speaks and its hints, as the route endpoint's JSON fields."""
+    protocol = "openai" if stream.protocol in OPENAI_PROTOCOLS else "kserve_v2"
+    return {"model": stream.model, "protocol": protocol, **_hints(stream)}
 
 
 def _decimal(value: float) -> str:
@@ -92,7 +103,7 @@ def prepare(stream: Stream, token: str | None = None) -> PreparedRequest:
 
 def _payload(stream: Stream) -> tuple[str, bytes, dict[str, str]]:
     as_json = {"Content-Type": "application/json"}
-    if stream.protocol in ("openai_chat", "openai_completion"):
+    if stream.protocol in OPENAI_PROTOCOLS:
         text = prompt_text(stream.body_bytes)
         document: dict[str, object] = {"model": stream.model}
         if stream.protocol == "openai_chat":

@@ -120,6 +120,7 @@ async def _send(
         served_tier=headers.get("x-hubhop-tier"),
         spilled=headers.get("x-hubhop-spilled") == "1",
         node=headers.get("x-hubhop-node"),
+        path=headers.get("x-hubhop-path"),
         detail=detail,
     )
 
@@ -137,10 +138,13 @@ def _ended(task: asyncio.Task[Outcome], send: _Send, now: float) -> Outcome:
     return task.result()
 
 
-async def run(workload: Workload, token: str | None = None) -> RunResult:
-    """Send the workload's plan, wait for the answers (up to the drain), return the figures."""
+async def run(
+    workload: Workload, token: str | None = None, stats: RunStats | None = None
+) -> RunResult:
+    """Send the workload's plan, wait for the answers (up to the drain), return the figures.
+    `stats`, when given, is filled as outcomes arrive, so a caller can show progress."""
     loop = asyncio.get_running_loop()
-    stats = RunStats(workload)
+    stats = RunStats(workload) if stats is None else stats
     prepared = [prepare(stream, token) for stream in workload.streams]
     in_flight: dict[asyncio.Task[Outcome], _Send] = {}
     all_recorded = asyncio.Event()  # set once the plan is sent and every outcome recorded

@@ -3,6 +3,8 @@
 Rules:
 - One row per (lane, tier) asked, in the order the workload's streams first name it; the
   `all` row merges them. Every outcome is recorded once, in its stream's row.
+- Where each ok answer was served (x-hubhop-node) and the path it took (x-hubhop-path) are
+  counted per row.
 - Latency goes into HDR histograms (the `hdrhistogram` package): time to first byte and total,
   of ok answers only, in microseconds. An error's latency says how fast it failed, which is
   not what a percentile of service should mix in; errors are counted by kind instead.
@@ -19,7 +21,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from hubhop.loadgen.outcome import Outcome, within_deadline, within_tier
+from hubhop.loadgen.outcome import Outcome, is_shed, within_deadline, within_tier
 from hubhop.loadgen.workload import Stream, Workload
 
 # Microseconds: a loopback answer takes tens of them, so anything coarser would round a fast
@@ -83,12 +85,18 @@ class GroupStats:
         self.goodput = 0
         self.errors: Counter[str] = Counter()
         self.served_by: Counter[str] = Counter()
+        self.paths: Counter[str] = Counter()  # x-hubhop-path of ok answers
         self.ttfb = new_histogram()
         self.total = new_histogram()
 
     @property
     def label(self) -> str:
         return f"{self.lane}/{self.tier}"
+
+    @property
+    def shed(self) -> int:
+        """Requests the network turned away (429, 503, no route): part of the failed ones."""
+        return sum(n for kind, n in self.errors.items() if is_shed(kind))
 
     def record(self, outcome: Outcome, stream: Stream) -> None:
         self.sent += 1
@@ -98,6 +106,8 @@ class GroupStats:
         self.ok += 1
         if outcome.node:
             self.served_by[outcome.node] += 1
+        if outcome.path:
+            self.paths[outcome.path] += 1
         if outcome.ttfb_s is not None:
             record_seconds(self.ttfb, outcome.ttfb_s)
         record_seconds(self.total, outcome.total_s)
@@ -115,6 +125,7 @@ class GroupStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.update(other.errors)
         self.served_by.update(other.served_by)
+        self.paths.update(other.paths)
         self.ttfb.add(other.ttfb)
         self.total.add(other.total)
 
@@ -127,7 +138,8 @@ class GroupStats:
             "tier": self.tier,
             "sent": self.sent,
             "ok": self.ok,
-            "failed": self.sent - self.ok,
+            "failed": self.sent - self.ok,  # every request not answered ok, shed included
+            "shed": self.shed,
             "errors": dict(sorted(self.errors.items())),
             "throughput_rps": round(self.ok / duration_s, 3),
             "within_tier": self.within_tier,
@@ -140,6 +152,7 @@ class GroupStats:
             "ttfb_ms": latency_summary(self.ttfb),
             "total_ms": latency_summary(self.total),
             "served_by": dict(self.served_by.most_common()),
+            "paths": dict(self.paths.most_common()),
             "hdr": {
                 "ttfb_us": self.ttfb.encode().decode("ascii"),
                 "total_us": self.total.encode().decode("ascii"),
