@@ -34,6 +34,9 @@ from bench.latency.cluster import WanCluster, localise_topology
 from tests.procs import Proc, spawn_demo_backend, wait_until
 from tests.routing_helpers import route
 
+# Links reach peers in 2 s, not the 30 s a production node waits: the cluster routes sooner.
+LINKS_REPUBLISH_S = 2.0
+
 NET = "127.0.49"
 BACKEND_NET = "127.0.50"
 ENTRIES = ("wuhan-hospital", "wuhan-5g-mec")
@@ -110,7 +113,13 @@ def network(
             )  # fmt: skip
         topology = localise_topology(tmp / "wan", NET)
         urls = {site: proc.url for site, proc in backends.items()}
-        with WanCluster(tmp, topology, SITES, site_config=backend_config(urls)) as cluster:
+        with WanCluster(
+            tmp,
+            topology,
+            SITES,
+            site_config=backend_config(urls),
+            links_republish_s=LINKS_REPUBLISH_S,
+        ) as cluster:
             cluster.start_all()
 
             last: dict[str, object] = {}

@@ -44,6 +44,9 @@ from bench.latency.cluster import WanCluster
 from tests.procs import Proc, spawn_demo_backend, wait_until
 from tests.routing_helpers import chat, route
 
+# Links reach peers in 2 s, not the 30 s a production node waits: the cluster routes sooner.
+LINKS_REPUBLISH_S = 2.0
+
 # Site -> (last octet of its loopback address, role, latitude, longitude, city). Coordinates
 # only place the sites on a map; every delay comes from ONE_WAY_MS.
 SITES: dict[str, tuple[int, str, float, float, str]] = {
@@ -127,7 +130,11 @@ def wan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WanCluster]:
     )  # fmt: skip
     try:
         with WanCluster(
-            tmp, topology, list(SITES), site_config=backends_text(backend.url)
+            tmp,
+            topology,
+            list(SITES),
+            site_config=backends_text(backend.url),
+            links_republish_s=LINKS_REPUBLISH_S,
         ) as cluster:
             cluster.start_all()
             wait_until(lambda: converged(cluster), CONVERGE_S, "entry routing on measured paths")
