@@ -159,7 +159,14 @@ def converged(cluster: WanCluster) -> bool:
     for model in MODELS:
         rows = rows_of(route(entry, {"model": model}))
         serving = {site for site, backends in BACKENDS.items() for b in backends if model in b[1]}
-        measured = all(not r["estimated"] and r["one_way_ms"] is not None for r in rows.values())
+        # Measured, and direct (but far, reached through the relay): until the entry has
+        # measured its own links, a measured relayed path can beat an estimated direct one.
+        measured = all(
+            not r["estimated"]
+            and r["one_way_ms"] is not None
+            and (site == "far" or len(r["path"]) == 2)
+            for site, r in rows.items()
+        )
         if set(rows) != serving or not measured:
             return False
     chosen = route(entry, {"model": "remote-sensing"})["chosen"]
