@@ -4,23 +4,37 @@ Rules:
 - Bodies stream both ways. A request body is handed on in the pieces it arrives in (a CT series
   of hundreds of MB is never held whole: the server's read buffer pauses the client while the
   backend reads slower), and the answer is written to the client chunk by chunk as the backend
-  produces it, so server-sent events keep their pacing.
-- Bytes pass verbatim: the client session does not decompress, and hop-by-hop headers are
-  dropped on both legs (`hubhop.core.headers`).
-- Connections to backends are pooled keep-alive connections, bounded per backend.
-- Failures before the answer starts become JSON errors (503 backend unreachable, 504 backend too
-  slow, 502 broken answer, 413 body over the limit). Once the answer has started the status line
-  is gone, so a failure mid-stream can only cut the connection, which the client sees as a
-  truncated answer rather than a silently short one.
+  produces it, so server-sent events keep their pacing. A body of known length up to
+  INLINE_BODY_BYTES is read first and goes out with the request head in one write.
+- Bytes pass verbatim: nothing is decompressed, and hop-by-hop headers are dropped on both legs
+  (`hubhop.core.headers`), `Expect` too: this hop has answered the client's expectation, and
+  upstream the body follows the head at once. Nothing the client did not send is added but
+  `Host` and the body's framing (hubhop.io.http1_messages).
+- Connections to backends and peer daemons are pooled keep-alive HTTP/1.1 connections
+  (hubhop.io.upstream_pool), bounded per backend; those to peers leave from this daemon's own
+  address (`HttpSettings.peer_host`).
+- Failures before the answer starts become JSON errors: 503 backend unreachable (no connection,
+  or none within `backend_connect_timeout_s`: nothing was sent, so the router may re-route), 504
+  backend too slow (no full answer within `backend_timeout_s`), 502 broken answer, 413 body over
+  the limit. Once the answer has started the status line is gone, so a failure mid-stream can
+  only cut the connection, which the client sees as a truncated answer rather than a silently
+  short one.
+- A request without a body whose method may be repeated (GET, HEAD, ...) is sent once more on a
+  fresh connection when a reused one broke before any byte of an answer came: the upstream
+  closed it as it was being reused (RFC 9112 section 9.3.1), as aiohttp's client does.
+- Whoever gives up an exchange (a hedge copy that lost, a client that left) closes its
+  connection: the upstream sees its client leave.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -28,19 +42,26 @@ from multidict import CIMultiDict
 
 from hubhop.core.config import BackendConfig, HttpSettings
 from hubhop.core.headers import REQUEST_ID_HEADER, end_to_end
+from hubhop.io.http1_messages import AnswerHead, BrokenAnswer, request_head
 from hubhop.io.http_errors import ApiError
+from hubhop.io.upstream_connection import RequestBodyFailed, UpstreamConnection
+from hubhop.io.upstream_pool import ConnectFailed, Origin, UpstreamPool
 
 log = logging.getLogger(__name__)
-
-# Headers the client library would add on its own. A proxy passes what the client sent, no more:
-# an added Accept-Encoding would invite a compressed answer the client never asked for.
-CLIENT_AUTO_HEADERS = frozenset({"Accept-Encoding", "User-Agent", "Content-Type"})
-
 
 # Answers of known length up to this size are read whole and written back in one go (one
 # segment to the client instead of a header write and a body write); anything longer, or of
 # unknown length such as server-sent events, streams chunk by chunk.
 SMALL_ANSWER_BYTES = 64 * 1024
+# Streamed request bodies of known length up to this size (KServe JSON tensors, mostly) are read
+# whole and sent with the head in one write: a few KB arrive in one piece anyway, and one write
+# with no sender task of its own is the cheapest way to pass them on.
+INLINE_BODY_BYTES = 64 * 1024
+# Methods a client may repeat without harm (RFC 9110 section 9.2.2): retried once when a reused
+# connection broke before any answer (see the module's rules).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# What the client already had answered by this hop, and must not go on (see the rules).
+EXPECT_HEADER = "expect"
 
 
 class BodyTooLarge(Exception):
@@ -72,6 +93,13 @@ class LimitedBody:
                 raise BodyTooLarge(self.limit)
             yield chunk
 
+    async def read_whole(self, length: int) -> bytes:
+        """The body whose Content-Length is `length`, in one read."""
+        if length > self.limit:
+            self.exceeded = True
+            raise BodyTooLarge(self.limit)
+        return await self._content.readexactly(length)
+
 
 @dataclass(frozen=True)
 class Upstream:
@@ -82,9 +110,10 @@ class Upstream:
     peer: bool = False
 
 
-# The client's own request id is replaced by the one this daemon answers with; its own x-hubhop-*
-# headers, on a hop to a peer daemon, by what this daemon tells the peer.
-REQUEST_ID_ONLY = frozenset({REQUEST_ID_HEADER})
+# The client's own request id is replaced by the one this daemon answers with, and its Expect is
+# not passed on (see the rules); its own x-hubhop-* headers, on a hop to a peer daemon, are
+# replaced by what this daemon tells the peer.
+REQUEST_DROPPED = frozenset({REQUEST_ID_HEADER, EXPECT_HEADER})
 HUBHOP_PREFIX = "x-hubhop-"
 SERVER_TIMING = "server-timing"
 
@@ -122,38 +151,23 @@ class BackendPool:
 
     def __init__(self, settings: HttpSettings) -> None:
         self._settings = settings
-        self._session: aiohttp.ClientSession | None = None
-        self._peer_session: aiohttp.ClientSession | None = None
+        self._pool: UpstreamPool | None = None
+        # Peers take a forwarded request only from an address a member's record names: ours is
+        # the advertised (else the listen) address, so connections to peers leave from it.
+        host = settings.peer_host
+        self._peer_source = None if host is None else (host, 0)
+        self._urls: dict[str, _UrlParts] = {}
         self.in_flight: Counter[str] = Counter()
 
     async def start(self) -> None:
-        self._session = self._new_session(None)
-        # Peers take a forwarded request only from an address a member's record names: ours is
-        # the advertised (else the listen) address, so connections to peers leave from it.
-        host = self._settings.peer_host
-        self._peer_session = self._new_session(None if host is None else (host, 0))
-
-    def _new_session(self, local_addr: tuple[str, int] | None) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=0,  # no global cap: the per-backend cap below is the one that means something
-            limit_per_host=self._settings.max_connections_per_backend,
-            enable_cleanup_closed=True,
-            local_addr=local_addr,
-        )
-        return aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(
-                total=self._settings.backend_timeout_s,
-                sock_connect=self._settings.backend_connect_timeout_s,
-            ),
+        self._pool = UpstreamPool(
+            self._settings.max_connections_per_backend, self._settings.backend_connect_timeout_s
         )
 
     async def close(self) -> None:
-        for session in (self._session, self._peer_session):
-            if session is not None:
-                await session.close()
-        self._session = self._peer_session = None
+        if self._pool is not None:
+            await self._pool.close()
+        self._pool = None
 
     async def forward(
         self,
@@ -190,68 +204,137 @@ class BackendPool:
         way back). A peer's refusal (REFUSED_HEADER) raises UpstreamRefused; no connection
         raises UpstreamUnreachable.
         """
+        pool = self._pool
+        assert pool is not None, "BackendPool.start() was not awaited"
         peer = isinstance(backend, Upstream) and backend.peer
-        session = self._peer_session if peer else self._session
-        assert session is not None, "BackendPool.start() was not awaited"
-        url = backend.url + request.rel_url.raw_path_qs
+        url = self._url_parts(backend.url)
+        origin = (url.host, url.port, self._peer_source if peer else None)
         headers = end_to_end(
             request.headers.items(),
             request.headers.getall("Connection", ()),
-            also_drop=REQUEST_ID_ONLY,
+            also_drop=REQUEST_DROPPED,
             # A hop that says where the request goes replaces what the client said of it.
             drop_prefix=HUBHOP_PREFIX if request_headers is not None else None,
         )
         headers.append((REQUEST_ID_HEADER, extra_headers[REQUEST_ID_HEADER]))
         if request_headers:
             headers.extend(request_headers)
-        if isinstance(body, LimitedBody) and request.content_length is not None:
+        sent_at = time.perf_counter()
+        opened = Opened(self, backend.name, body, pool, origin)
+        try:
             # A known length is passed on rather than re-framed as chunked: backends check
             # tensor sizes against it before they read.
-            headers.append(("Content-Length", str(request.content_length)))
-        sent_at = time.perf_counter()
-        opened = Opened(self, backend.name, body)
-        try:
-            upstream = opened.upstream = await session.request(
-                request.method,
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                skip_auto_headers=CLIENT_AUTO_HEADERS,
+            payload, stream, length = await _request_body(request, body)
+            method = request.method
+            head = request_head(
+                method,
+                url.path + request.rel_url.raw_path_qs,
+                url.host_header,
+                headers,
+                length,
+                chunked=stream is not None and length is None,
             )
+            if payload and len(payload) <= INLINE_BODY_BYTES:
+                head, payload = head + payload, b""
+            deadline = asyncio.get_running_loop().time() + self._settings.backend_timeout_s
+            retry = stream is None and method in IDEMPOTENT_METHODS
+            while True:
+                connection = opened.connection = await pool.acquire(origin, deadline)
+                connection.begin(deadline, head_request=method == "HEAD")
+                connection.write(head)
+                if payload:
+                    connection.write(payload)
+                if stream is not None:
+                    connection.send_body(stream, chunked=length is None)
+                try:
+                    answer = opened.head = await connection.answer_head()
+                    break
+                except BrokenAnswer as exc:
+                    if not (retry and exc.nothing_received and connection.exchanges > 1):
+                        raise
+                    retry = False
+                    connection.abort()
             backend_ms = (time.perf_counter() - sent_at) * 1000.0
-            if peer and REFUSED_HEADER in upstream.headers:
+            if peer and (refused := answer.get(REFUSED_HEADER)) is not None:
                 assert isinstance(backend, Upstream)
-                raise UpstreamRefused(
-                    backend,
-                    upstream.status,
-                    upstream.headers[REFUSED_HEADER],
-                    upstream.headers.get("Retry-After"),
-                )
+                raise UpstreamRefused(backend, answer.status, refused, answer.get("retry-after"))
             if before_answer is not None:
                 await before_answer()
             ours = dict(extra_headers)
             ours[SERVER_TIMING] = (
-                timing(route_ms, backend_ms, upstream.headers.get(SERVER_TIMING))
+                timing(route_ms, backend_ms, answer.get(SERVER_TIMING))
                 if timing is not None
                 else f"route;dur={route_ms:.3f}, backend;dur={backend_ms:.3f}"
             )
             # The upstream's own values of the headers this hop sets are replaced by ours.
-            answer = end_to_end(
-                upstream.headers.items(), upstream.headers.getall("Connection", ()), ours
-            )
-            answer.extend(ours.items())
-            opened.headers = CIMultiDict(answer)
+            headers = end_to_end(answer.headers, answer.connection, ours)
+            headers.extend(ours.items())
+            opened.headers = CIMultiDict(headers)
             return opened
         except BaseException as exc:
             opened.close()
-            if isinstance(exc, aiohttp.ClientConnectorError):
+            if isinstance(exc, ConnectFailed):
                 if not isinstance(backend, Upstream):
                     backend = Upstream(backend.name, backend.url)
-                raise UpstreamUnreachable(backend, exc.os_error) from None
-            if isinstance(exc, (BodyTooLarge, aiohttp.ClientError, TimeoutError)):
+                raise UpstreamUnreachable(backend, exc) from None
+            if isinstance(exc, UPSTREAM_FAILURES):
                 raise opened.failure(exc) from None
             raise
+
+    def _url_parts(self, url: str) -> _UrlParts:
+        parts = self._urls.get(url)
+        if parts is None:
+            if len(self._urls) > MAX_URLS_KEPT:  # peers come and go: keep the cache bounded
+                self._urls.clear()
+            parts = self._urls[url] = _UrlParts.of(url)
+        return parts
+
+
+# Backends and peers whose URLs are kept parsed: far above any cluster's member count.
+MAX_URLS_KEPT = 4096
+
+# An upstream's failure to answer (or, for BodyTooLarge and RequestBodyFailed, the client's
+# failure to send), as the exchange raises it: the client hears of it (Opened.failure).
+UPSTREAM_FAILURES = (BrokenAnswer, TimeoutError, BodyTooLarge, RequestBodyFailed)
+
+
+@dataclass(frozen=True, slots=True)
+class _UrlParts:
+    """An upstream's base URL, as a request to it needs it."""
+
+    host: str
+    port: int
+    host_header: str  # host[:port], as the URL spells it
+    path: str  # a path the base URL carries, prefixed to every request's
+
+    @staticmethod
+    def of(url: str) -> _UrlParts:
+        parts = urlsplit(url)
+        assert parts.hostname is not None, f"{url!r} has no host"  # the config checks this
+        return _UrlParts(
+            parts.hostname,
+            parts.port or 80,
+            parts.netloc.rpartition("@")[2],
+            parts.path.rstrip("/"),
+        )
+
+
+async def _request_body(
+    request: web.Request, body: bytes | LimitedBody | None
+) -> tuple[bytes, LimitedBody | None, int | None]:
+    """What to send after the head: (bytes written with it, a body to stream after it, the
+    Content-Length to announce, None for none or chunked)."""
+    if body is None:
+        return b"", None, None
+    if isinstance(body, bytes):
+        return body, None, len(body)
+    length = request.content_length
+    if length is not None and length <= INLINE_BODY_BYTES:
+        try:
+            return await body.read_whole(length), None, length
+        except (EOFError, OSError, aiohttp.ClientError) as exc:  # the client stopped sending
+            raise RequestBodyFailed(f"the request body failed: {exc}") from exc
+    return b"", body, length
 
 
 class Opened:
@@ -259,11 +342,22 @@ class Opened:
     to the client, `close` drops it (the upstream connection is closed, so the upstream sees
     the request cancelled). Either way the backend's in-flight count goes back down once."""
 
-    def __init__(self, pool: BackendPool, name: str, body: bytes | LimitedBody | None) -> None:
+    def __init__(
+        self,
+        pool: BackendPool,
+        name: str,
+        body: bytes | LimitedBody | None,
+        upstreams: UpstreamPool,
+        origin: Origin,
+    ) -> None:
         self.name = name
-        self.upstream: aiohttp.ClientResponse | None = None
+        self.connection: UpstreamConnection | None = None
+        self.head: AnswerHead | None = None
         self.headers: CIMultiDict[str] = CIMultiDict()
+        self._streaming: web.StreamResponse | None = None  # the answer, once its head is sent
         self._pool: BackendPool | None = pool
+        self._upstreams = upstreams
+        self._origin = origin
         self._body = body
         pool.in_flight[name] += 1
 
@@ -278,15 +372,20 @@ class Opened:
 
     def close(self) -> None:
         """Drop the answer: its connection is closed, so the upstream sees the request cancelled."""
-        if self.upstream is not None:
-            self.upstream.close()
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.abort()
         self._done()
 
     async def _release(self) -> None:
-        """The answer was read to its end: its connection goes back to the pool."""
-        if self.upstream is not None:
-            self.upstream.release()
-            await self.upstream.wait_for_close()  # the request body's writer, if still busy
+        """The answer was read to its end: its connection goes back to the pool if it can."""
+        connection = self.connection
+        if connection is not None:
+            if connection.sending:
+                await connection.body_sent()
+            self.connection = None
+            if connection.finish():
+                self._upstreams.release(connection, self._origin)
         self._done()
 
     def _done(self) -> None:
@@ -296,47 +395,54 @@ class Opened:
 
     async def relay(self, request: web.Request) -> web.StreamResponse:
         """Write the answer to the client, streaming its body as it comes."""
-        response: web.StreamResponse | None = None
         try:
             response = await self._write(request)
+            await self._release()
+            return response
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             self.close()
-            if response is not None and response.prepared:
-                # The client went away mid-answer; nothing is left to tell it.
-                log.debug("client %s left while %s was answering", request.remote, self.name)
-                return response
-            raise
-        except (BodyTooLarge, aiohttp.ClientError, TimeoutError) as exc:
-            self.close()
-            if response is not None and response.prepared:
+            if self._streaming is None:
                 raise
-            raise self.failure(exc) from None
+            # The client went away mid-answer; nothing is left to tell it.
+            log.debug("client %s left while %s was answering", request.remote, self.name)
+            return self._streaming
+        except UPSTREAM_FAILURES as exc:
+            self.close()
+            if self._streaming is None:
+                raise self.failure(exc) from None
+            # The status line is gone: cutting the connection is how the client learns that
+            # the answer is short (its length or last chunk never comes).
+            log.warning("backend %s failed mid-answer to %s: %s", self.name, request.remote, exc)
+            if request.transport is not None:
+                request.transport.close()
+            return self._streaming
         except BaseException:
             self.close()
             raise
-        await self._release()
-        return response
 
     async def _write(self, request: web.Request) -> web.StreamResponse:
-        upstream = self.upstream
-        assert upstream is not None, "relay() of an answer that never opened"
-        length = upstream.content_length
+        connection, head = self.connection, self.head
+        assert connection is not None and head is not None, "relay() of an answer never opened"
+        length = head.content_length
         if length is not None and length <= SMALL_ANSWER_BYTES:
             # Read whole and answered in one write: headers and body in one segment.
-            body_bytes = await upstream.read()
+            pieces = []
+            while piece := await connection.read():
+                pieces.append(piece)
             return web.Response(
-                status=upstream.status,
-                reason=upstream.reason,
-                body=body_bytes,
+                status=head.status,
+                reason=head.reason or None,
+                body=pieces[0] if len(pieces) == 1 else b"".join(pieces),
                 headers=self.headers,
             )
         response = web.StreamResponse(
-            status=upstream.status, reason=upstream.reason, headers=self.headers
+            status=head.status, reason=head.reason or None, headers=self.headers
         )
         if length is not None:
             response.content_length = length
         await response.prepare(request)
-        async for chunk in upstream.content.iter_any():
+        self._streaming = response
+        while chunk := await connection.read():
             await response.write(chunk)
         await response.write_eof()
         return response

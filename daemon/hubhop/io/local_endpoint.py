@@ -113,12 +113,19 @@ def new_request_id() -> str:
 
 @web.middleware
 async def errors_and_request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give every request an id, and turn every failure into a JSON error in the client's style."""
+    """Give every request an id, know its client by its token (with [[tokens]] configured), and
+    turn every failure into a JSON error in the client's style. One middleware, not one per
+    concern: each layer costs every request a few microseconds."""
     given = request.headers.get(REQUEST_ID_HEADER)
     request_id = given if given is not None and valid_request_id(given) else new_request_id()
     request[REQUEST_ID] = request_id
     headers = {REQUEST_ID_HEADER: request_id}
     try:
+        config = _state(request).config
+        if config.tokens:
+            request = _with_client_token(request, config)
+        else:
+            request[CLIENT_CONFIG] = config
         return await handler(request)
     except ApiError as exc:
         headers.update(exc.headers)
@@ -143,15 +150,14 @@ OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="hubhop"'}
 
 
-@web.middleware
-async def client_tokens(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _with_client_token(request: web.Request, config: NodeConfig) -> web.Request:
     """With [[tokens]] configured: who the client is (hubhop.core.client_tokens), its routing
-    policy for the handlers (CLIENT_CONFIG), and its token kept from every upstream. A request
-    from a peer daemon (TARGET_HEADER) carries no client token: serve_forwarded vets it."""
-    state = _state(request)
-    config = state.config
-    if not config.tokens or request.path in OPEN_PATHS or TARGET_HEADER in request.headers:
-        return await handler(request)
+    policy for the handlers (CLIENT_CONFIG), and the request as the handlers see it, its token
+    kept from every upstream. A request from a peer daemon (TARGET_HEADER) carries no client
+    token: serve_forwarded vets it."""
+    request[CLIENT_CONFIG] = config
+    if request.path in OPEN_PATHS or TARGET_HEADER in request.headers:
+        return request
     try:
         token = identify(config.tokens, request.headers.get(AUTHORIZATION))
     except TokenError as exc:
@@ -159,15 +165,16 @@ async def client_tokens(request: web.Request, handler: Handler) -> web.StreamRes
     if token is None and not config.routing.anonymous:
         message = "this node serves only clients with a bearer token"
         raise ApiError(401, message, "unauthorized", UNAUTHORIZED)
-    request[CLIENT_CONFIG] = config if token is None else state.config_for(token)
+    if token is not None:
+        request[CLIENT_CONFIG] = _state(request).config_for(token)
     headers = request.headers.copy()
     headers.popall(AUTHORIZATION, None)
-    return await handler(request.clone(headers=headers))
+    return request.clone(headers=headers)
 
 
 def _client_config(request: web.Request) -> NodeConfig:
     """The config as this request's client sees it: the token's routing policy, if any."""
-    return request.get(CLIENT_CONFIG) or _state(request).config
+    return request[CLIENT_CONFIG]
 
 
 def _state(request: web.Request) -> EndpointState:
@@ -445,7 +452,7 @@ async def hubhop_table(request: web.Request) -> web.Response:
 
 
 def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Application:
-    app = web.Application(middlewares=[errors_and_request_ids, client_tokens])
+    app = web.Application(middlewares=[errors_and_request_ids])
     app[STATE_KEY] = state
     app[POOL_KEY] = pool
     app.router.add_post("/v1/chat/completions", openai_inference)
