@@ -40,7 +40,6 @@ from hubhop.io.admission_gate import AdmissionGate
 from hubhop.io.backend_proxy import REFUSED_HEADER, BackendPool, LimitedBody
 from hubhop.io.http_errors import ApiError, error_response
 from hubhop.io.request_router import (
-    HOPS_HEADER,
     TARGET_HEADER,
     Call,
     Cluster,
@@ -319,38 +318,29 @@ async def _kserve_model_info(
     request: web.Request, model: str, started: float
 ) -> web.StreamResponse:
     """GET model metadata or readiness: from a backend of this node that serves the model, else
-    routed like an inference call (its hints count) to a node whose backend does. There the
-    backend answers without an admission slot: metadata is no work, must not wait behind
-    inference, nor count as a service-time sample."""
+    routed like an inference call (its hints count) to a node whose backend does, where it
+    takes no admission slot (the router's `Call.inference`)."""
     state = _state(request)
-    config, pool, cluster = state.config, request.app[POOL_KEY], state.cluster
-    backends = config.backends_for(KSERVE, model)
-    target = request.headers.get(TARGET_HEADER)
-    if target is not None:  # from a peer daemon: this node serves it, or passes it on
-        node, _, name = target.partition("/")
-        last_hop = node == config.node.name and not request.headers.get(HOPS_HEADER)
-        if not last_hop or cluster is None or not cluster.is_member_host(request.remote or ""):
-            return await serve_forwarded(_kserve_info_call(request, started), cluster)
-        backends = tuple(b for b in backends if b.name == name)
-        if state.draining or not backends:
-            reason = "draining" if state.draining else "no_backend"
-            message = f"{config.node.name} cannot answer for {name!r} of {model!r}: {reason}"
-            raise ApiError(503, message, "refused", {REFUSED_HEADER: reason, "Retry-After": "1"})
-    backend = pick_backend(backends, pool.in_flight)
+    if TARGET_HEADER in request.headers:  # from a peer daemon: served here or passed on
+        _refuse_while_draining(request)
+        return await serve_forwarded(_kserve_info_call(request, started), state.cluster)
+    pool = request.app[POOL_KEY]
+    backend = pick_backend(state.config.backends_for(KSERVE, model), pool.in_flight)
     if backend is None:
-        if cluster is None:
+        if state.cluster is None:
             raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
-        return await route_request(_kserve_info_call(request, started), cluster, KSERVE, model)
+        call = _kserve_info_call(request, started)
+        return await route_request(call, state.cluster, KSERVE, model)
     route_ms = (time.perf_counter() - started) * 1000.0
     return await pool.forward(request, backend, None, _served_by(request, backend.name), route_ms)
 
 
 def _kserve_info_call(request: web.Request, started: float) -> Call:
-    """A metadata or readiness request as the router carries it: no body."""
+    """A metadata or readiness request as the router carries it: no body, no admission slot."""
     gate = _state(request).gate
     assert gate is not None, "the app sets the admission gate before serving"
     config, pool = _client_config(request), request.app[POOL_KEY]
-    return Call(request, request[REQUEST_ID], config, pool, gate, None, started)
+    return Call(request, request[REQUEST_ID], config, pool, gate, None, started, inference=False)
 
 
 async def hubhop_members(request: web.Request) -> web.Response:

@@ -121,6 +121,10 @@ class Call:
     gate: AdmissionGate
     body: Body
     started: float  # time.perf_counter() when it arrived
+    # False for a call that asks a backend about itself (KServe model metadata, readiness):
+    # no work, so it takes no admission slot, is not counted in flight, never hedged, and a
+    # refusal of it says nothing about the backend's load.
+    inference: bool = True
 
     def route_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -164,7 +168,7 @@ async def _first_answer(
     table = cluster.scorer.table
     refused: set[RowKey] = set()
     resendable = not isinstance(call.body, LimitedBody)
-    hedgeable = ask.lane == "emergency" and ask.idempotent and resendable
+    hedgeable = call.inference and ask.lane == "emergency" and ask.idempotent and resendable
     last: ApiError | None = None
     tries = 0
     while tries < max_tries:
@@ -193,8 +197,9 @@ async def _first_answer(
                 continue  # the other copy answered: its answer stands
             refused.add(key)
             row = table.row_of(*key)
-            if row is not None and not isinstance(error, UpstreamUnreachable):
-                table.mark_full(row)  # membership, not this answer, decides about dead nodes
+            # Membership, not this answer, decides about dead nodes.
+            if row is not None and call.inference and not isinstance(error, UpstreamUnreachable):
+                table.mark_full(row)
             last = refusal_error(error, failed_route)
         if attempt is not None:
             if tries > 1:
@@ -284,7 +289,8 @@ async def _attempt(call: Call, cluster: Cluster, route: Route, deadline: float |
             # Not counted in flight: admission counts it, and this node's rows read that live.
             opened = await _open_here(call, chosen.backend, lane, deadline, served, holds)
         else:
-            holds.count_in_flight(cluster.scorer.table, key)
+            if call.inference:
+                holds.count_in_flight(cluster.scorer.table, key)
             opened = await _open_peer(
                 call, cluster, path[1], key, path[2:], (me,), lane, deadline, served
             )
@@ -401,7 +407,8 @@ async def _open_here(
     if served is not None:
         headers.update(served)
     route_ms = call.route_ms()
-    holds.slot = await call.gate.acquire(backend.name, lane, deadline)
+    if call.inference:
+        holds.slot = await call.gate.acquire(backend.name, lane, deadline)
     return await call.pool.open(call.request, backend, call.body, headers, route_ms)
 
 
