@@ -133,5 +133,15 @@ class ServiceTimeDistribution:
         median, sigma = self.params
         return median * math.exp(sigma * sigma / 2.0)
 
+    @property
+    def median_ms(self) -> float:
+        """The distribution's median in milliseconds (a typical request, where the mean is
+        pulled up by the long tail)."""
+        if self.kind == "lognormal" or self.kind == "const":
+            return self.params[0]
+        if self.kind == "exp":
+            return self.params[0] * math.log(2.0)
+        return self.mean_ms  # uniform: symmetric, so the median is the mean
+
     def __str__(self) -> str:
         return f"{self.kind}:{','.join(_format_number(value) for value in self.params)}"
