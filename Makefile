@@ -6,10 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
+# `make bench QUICK=1`: every benchmark's short pass (its --quick) instead of the full run.
+QUICK  ?=
 # Long multi-process scenarios carry the `slow` marker; `make test` (and CI) runs them all.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-nojit test-quick lint typecheck bench bench-deps lock clean
+.PHONY: demo test test-nojit test-quick lint typecheck bench bench-tables bench-deps lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubhop needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -40,16 +42,24 @@ test-nojit: $(STAMP)
 test-quick: $(STAMP)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
+# Every benchmark (or the one ARGS names), then the README tables from the results; see
+# bench/README.md. `make bench QUICK=1` for the short pass, `make bench ARGS="proxy --no-haproxy"`.
 bench: $(STAMP) bench-deps
-	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(ARGS)
 
-# Side-by-side tools from Debian. Without apt (or without root) the variants that need them are
-# skipped by the benchmark with a printed note.
+# Only rewrite the README tables from the last results (bench/results/, else docs/bench/).
+bench-tables: $(STAMP)
+	$(BIN)/python -m bench tables
+
+# Side-by-side tools from Debian: HAProxy (proxy) and Serf (gossip). Without apt (or without
+# root) the variants that need them are skipped by the benchmark with a printed note.
 bench-deps:
-	@if command -v haproxy >/dev/null; then :; \
-	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; \
-	else echo "haproxy is not installed and apt-get is not usable here: its variant will be skipped"; fi
+	@for tool in haproxy serf; do \
+		if command -v $$tool >/dev/null; then :; \
+		elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && apt-get install -y -qq $$tool >/dev/null; \
+		else echo "$$tool is not installed and apt-get is not usable here: its variant will be skipped"; fi; \
+	done
 
 # Re-pin every dependency to what is installed now (run after changing pyproject.toml).
 lock: $(STAMP)

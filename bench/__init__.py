@@ -1,7 +1,8 @@
 """hubhop benchmarks: measured runs on loopback, beside the tools users would pick instead.
 
 Run them with `python -m bench NAME [options]` (or `make bench ARGS="NAME"`); `python -m bench`
-alone lists them and runs every one. Each writes a JSON file and a PNG plot under
+alone runs every one (`--quick`: their short passes) and then rewrites the README tables from
+their results (`readme_tables.py`). Each writes a JSON file and a PNG plot under
 `bench/results/NAME/` and prints a table. See bench/README.md for what each one answers.
 
 Rules every benchmark here keeps:

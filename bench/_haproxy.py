@@ -57,6 +57,26 @@ def install_haproxy() -> tuple[str | None, str]:
     return path, "installed" if path else "installed, but no haproxy binary was found"
 
 
+def find_or_install(skip: bool, install: bool) -> tuple[str | None, str]:
+    """(the haproxy binary, "") or (None, why its variants are skipped): `skip` is the
+    benchmark's --no-haproxy, `install` its --install."""
+    if skip:
+        return None, "skipped: --no-haproxy was given"
+    binary = find_haproxy()
+    if binary is not None:
+        return binary, ""
+    if not install:
+        return None, (
+            "skipped: haproxy is not installed. Install it (Debian: apt-get install haproxy) "
+            "or run this benchmark with --install to have it installed."
+        )
+    print("haproxy is not installed; --install given: apt-get update && apt-get install haproxy")
+    binary, message = install_haproxy()
+    if binary is None:
+        return None, f"skipped: installing haproxy failed: {message}"
+    return binary, ""
+
+
 def haproxy_version(binary: str) -> str:
     try:
         done = subprocess.run(

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Libraries whose versions change what a benchmark measures.
-TRACKED_PACKAGES = ("hubhop", "aiohttp", "uvloop", "numpy", "matplotlib")
+# Libraries whose versions change what a benchmark measures: the daemon's HTTP stack (aiohttp,
+# uvloop, httptools for its upstream client), its kernels (numpy, numba), and the plots.
+TRACKED_PACKAGES = ("hubhop", "aiohttp", "uvloop", "httptools", "numpy", "numba", "matplotlib")
 
 
 def _cpu_model() -> str:

@@ -40,6 +40,7 @@ from typing import Any
 from bench._report import REPO_ROOT, add_run_arguments, load_average, machine_info, write_json
 from bench.gossip import measure, plot, summary
 from bench.gossip.clusters import BenchError, Cluster, HubhopCluster
+from bench.gossip.markdown import markdown_tables as markdown_tables  # the README regions
 from bench.gossip.plan import FULL, QUICK, Plan
 from bench.gossip.serf import SerfCluster, find_serf, install_serf, serf_version
 
@@ -84,7 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N,N",
         help="simulator sizes instead of the plan's (500,1000,2000; quick: 1000)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the random choices")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="seed of the benchmark's choices: which node changes its record, which is killed "
+        "(default 1; the daemons' and agents' own randomness is theirs)",
+    )
 
 
 _STARTED = time.monotonic()
@@ -286,6 +293,7 @@ def run(ns: argparse.Namespace) -> int:
     document = {
         "benchmark": NAME,
         "question": SUMMARY,
+        "quick": bool(ns.quick),
         "machine": machine,
         "parameters": {
             "plan": "quick" if ns.quick else "full",
@@ -317,17 +325,7 @@ def run(ns: argparse.Namespace) -> int:
     skipped_plot = plot.plot(results, sizes, title, out_dir / f"{NAME}.png")
 
     print()
-    print(summary.side_by_side(results, sizes))
-    print()
-    if isinstance(fp, dict) and "hubhop" in fp:
-        print(summary.false_positive_table(fp))
-        print()
-    if "skipped" in simulator:
-        print(f"simulator: {simulator['skipped']}")
-    else:
-        print(summary.simulator_table(simulator))
-    print()
-    print(summary.targets_table(target_rows))
+    print(summary.report(results, sizes, target_rows))
     print()
     for key, message in errors.items():
         print(f"error: {key}: {message.splitlines()[0]}")

@@ -15,6 +15,7 @@ measured in the same run where the target is relative:
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
 from bench._report import format_table
@@ -36,7 +37,7 @@ def _get(d: Any, *path: Any) -> Any:
     return d
 
 
-def _fmt(value: Any, digits: int = 2, suffix: str = "") -> str:
+def fmt(value: Any, digits: int = 2, suffix: str = "") -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
@@ -70,16 +71,26 @@ ROWS: list[tuple[str, tuple[str, ...], int]] = [
 ]
 
 
-def side_by_side(results: dict[str, Any], sizes: list[int]) -> str:
+def side_by_side_rows(
+    results: dict[str, Any], sizes: list[int], titles: Collection[str] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the side-by-side table: every metric of ROWS, or those in `titles`."""
     headers = ["metric"] + [f"{s} N={n}" for n in sizes for s in SYSTEMS]
     rows = []
     for title, path, digits in ROWS:
+        if titles is not None and title not in titles:
+            continue
         row = [title]
         for n in sizes:
             for system in SYSTEMS:
                 value = _get(results, system, str(n), *path)
-                row.append(_fmt(float(value) if digits and value is not None else value, digits))
+                row.append(fmt(float(value) if digits and value is not None else value, digits))
         rows.append(row)
+    return headers, rows
+
+
+def side_by_side(results: dict[str, Any], sizes: list[int]) -> str:
+    headers, rows = side_by_side_rows(results, sizes)
     return format_table(headers, rows, "Real processes on loopback, hubhop vs Serf (LAN profile):")
 
 
@@ -167,7 +178,7 @@ def targets(results: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
 
 def targets_table(rows: list[dict[str, Any]]) -> str:
     body = [
-        [r["target"], r["N"], _fmt(r["hubhop"]), _fmt(r["serf"]), _check(r["hubhop"], r["pass"])]
+        [r["target"], r["N"], fmt(r["hubhop"]), fmt(r["serf"]), _check(r["hubhop"], r["pass"])]
         for r in rows
     ]
     return format_table(["target", "N", "hubhop", "serf", "result"], body, "Targets (issue 3):")
@@ -206,10 +217,26 @@ def simulator_table(sim: dict[str, Any]) -> str:
                 [
                     kind,
                     f"{int(n):,}",
-                    *(_fmt(r.get(f"rounds_{p}"), 1) for p in (50, 99, 100)),
-                    *(_fmt(r.get(f"seconds_{p}"), 2) for p in (50, 99, 100)),
+                    *(fmt(r.get(f"rounds_{p}"), 1) for p in (50, 99, 100)),
+                    *(fmt(r.get(f"seconds_{p}"), 2) for p in (50, 99, 100)),
                     f"{r.get('wall_s', 0):.1f}",
                 ]
             )
     headers = ["what", "N", "rounds 50%", "99%", "100%", "sim s 50%", "99%", "100%", "wall s"]
     return format_table(headers, rows, "Simulator (virtual clock, hubhop core):")
+
+
+def report(results: dict[str, Any], sizes: list[int], target_rows: list[dict[str, Any]]) -> str:
+    """The printed report: both systems side by side, the starvation run, the simulator and the
+    targets (each part that was not run says why instead)."""
+    parts = [side_by_side(results, sizes)]
+    fp = results.get("false_positives", {})
+    if isinstance(fp, dict) and "hubhop" in fp:
+        parts.append(false_positive_table(fp))
+    simulator = results.get("simulator", {})
+    if "skipped" in simulator:
+        parts.append(f"simulator: {simulator['skipped']}")
+    else:
+        parts.append(simulator_table(simulator))
+    parts.append(targets_table(target_rows))
+    return "\n\n".join(parts)

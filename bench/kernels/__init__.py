@@ -26,6 +26,7 @@ Rules of the measurement (details in `measure.py` and `summary.py`):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import hashlib
 import os
@@ -38,6 +39,7 @@ import numpy as np
 
 from bench._report import add_run_arguments, load_average, machine_info, write_json
 from bench.kernels import checks, coldstart, floor, measure, plot, pyloop, summary, workloads
+from bench.kernels.markdown import markdown_tables as markdown_tables  # the README regions
 from bench.kernels.plan import FULL, QUICK, Plan
 from hubhop.core.tiers import TIER_BOUNDS_MS
 
@@ -52,6 +54,12 @@ FLOOR_ROWS = 1_000
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(
         parser, NAME, "a smoke run (about 10 s) instead of the full one (about 1.5 min)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=FULL.seed,
+        help=f"seed of the random tables, requests and link maps (default {FULL.seed})",
     )
     parser.add_argument(
         "--no-cold-start",
@@ -171,11 +179,10 @@ def _build(
 
 
 def run(ns: argparse.Namespace) -> int:
-    plan = QUICK if ns.quick else FULL
+    plan = dataclasses.replace(QUICK if ns.quick else FULL, seed=ns.seed)
     out_dir: Path = ns.out
     started = time.monotonic()
     machine = machine_info()
-    machine["packages"]["numba"] = _numba_version()
     notes: list[str] = []
     if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
         notes.append("NUMBA_DISABLE_JIT is set: the 'numba' figures are interpreted Python")
@@ -235,6 +242,7 @@ def run(ns: argparse.Namespace) -> int:
     document = {
         "benchmark": NAME,
         "question": SUMMARY,
+        "quick": bool(ns.quick),
         "machine": machine,
         "parameters": {
             "plan": plan_name,
@@ -300,11 +308,3 @@ def _kernel_sources() -> dict[str, str]:
         path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         for path in sorted(package.glob("*.py"))
     }
-
-
-def _numba_version() -> str | None:
-    try:
-        import numba
-    except ImportError:
-        return None
-    return str(numba.__version__)

@@ -92,7 +92,7 @@ def summarize(cases: list[Case]) -> dict[str, Any]:
     return out
 
 
-def _get(results: dict[str, Any], *keys: str) -> Any:
+def lookup(results: dict[str, Any], *keys: str) -> Any:
     node: Any = results
     for key in keys:
         if not isinstance(node, dict) or key not in node:
@@ -107,42 +107,42 @@ def targets(results: dict[str, Any], cold: dict[str, Any] | None) -> list[dict[s
         # (what, measured, comparison, bound, unit)
         (
             "decide, 1,000 rows, numba median from Python",
-            _get(results, "decide", "numba", "1000", "median"),
+            lookup(results, "decide", "numba", "1000", "median"),
             "<=",
             10.0,
             "µs",
         ),
         (
             "decide, 10,000 rows, numba median from Python",
-            _get(results, "decide", "numba", "10000", "median"),
+            lookup(results, "decide", "numba", "10000", "median"),
             "<=",
             60.0,
             "µs",
         ),
         (
             "decide, 10,000 rows, numba speed-up over NumPy reference",
-            _get(results, "speedup_over_numba", "decide", "numpy_ref", "10000", "ratio"),
+            lookup(results, "speedup_over_numba", "decide", "numpy_ref", "10000", "ratio"),
             ">=",
             10.0,
             "x",
         ),
         (
             "decide, 10,000 rows, numba speed-up over Python loop",
-            _get(results, "speedup_over_numba", "decide", "python_loop", "10000", "ratio"),
+            lookup(results, "speedup_over_numba", "decide", "python_loop", "10000", "ratio"),
             ">=",
             100.0,
             "x",
         ),
         (
             "paths, 10,000 nodes, numba median",
-            _get(results, "paths", "numba", "10000", "median"),
+            lookup(results, "paths", "numba", "10000", "median"),
             "<",
             20.0,
             "ms",
         ),
         (
             "daemon start, warm cache: time the kernels add",
-            _get(cold or {}, "warm_cache", "added_s"),
+            lookup(cold or {}, "warm_cache", "added_s"),
             "<",
             1.0,
             "s",
@@ -199,10 +199,10 @@ def _timing_table(results: dict[str, Any], group: str, impls: tuple[str, ...], t
     sizes = sorted({int(s) for impl in results[group].values() for s in impl})
     for size in sizes:
         for impl in impls:
-            stats = _get(results, group, impl, str(size))
+            stats = lookup(results, group, impl, str(size))
             if stats is None:
                 continue
-            speed = _get(results, "speedup_over_numba", group, impl, str(size))
+            speed = lookup(results, "speedup_over_numba", group, impl, str(size))
             rows.append(
                 [
                     f"{size:,} / {impl}",

@@ -23,6 +23,12 @@ def _ms(value: float | None) -> str:
 
 
 def figures_table(daemons: dict[str, Any], sim: dict[str, Any]) -> str:
+    headers, rows = figures_rows(daemons, sim)
+    return format_table(headers, rows)
+
+
+def figures_rows(daemons: dict[str, Any], sim: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the figures table: each figure for the daemons and the simulator."""
     probes, viv, tiers, bw, join = _sections(daemons)
     s_viv, s_tiers = sim.get("vivaldi", {}), sim.get("tiers", {})
     s_probes, s_join = sim.get("probes", {}), sim.get("join", {})
@@ -64,10 +70,7 @@ def figures_table(daemons: dict[str, Any], sim: dict[str, Any]) -> str:
         ],
     ]  # fmt: skip
     n = len(daemons.get("sites", []))
-    return format_table(
-        ["figure", f"{n} daemons, emulated WAN", f"simulator, {sim.get('n', 'n/a')} nodes"],
-        rows,
-    )
+    return ["figure", f"{n} daemons, emulated WAN", f"simulator, {sim.get('n', 'n/a')} nodes"], rows
 
 
 def _sections(daemons: dict[str, Any]) -> tuple[Any, ...]:

@@ -49,6 +49,7 @@ import numpy as np
 from bench import _haproxy, _http, _launch
 from bench._report import add_run_arguments, load_average, machine_info, write_json
 from bench.proxy import measure, plot, summary, workloads
+from bench.proxy.markdown import markdown_tables as markdown_tables  # the README regions
 from bench.proxy.plan import FULL, QUICK, Plan
 
 NAME = "proxy"
@@ -68,23 +69,28 @@ GOSSIP_KEY = "AAECAwQFBgcICQoLDA0ODw=="
 BACKEND_SLOTS = 64
 # A node's own record reaches its routing table right after start; bound the wait anyway.
 ROUTABLE_TIMEOUT_S = 30.0
-BACKEND_ARGS = (
-    "--host",
-    BACKEND_HOST,
-    "--models",
-    ",".join(workloads.MODELS),
-    # No service time: only the cost of the hop is left to measure.
-    "--service-ms",
-    "const:0",
-    "--slots",
-    str(BACKEND_SLOTS),
-    # One token per chat answer; at a million tokens/s its decode wait is a microsecond.
-    "--token-rate",
-    "1000000",
-    # A fixed seed: the same answers (and so the same bytes on the wire) on every run.
-    "--seed",
-    "1",
-)
+# The default of `--seed`, the demo backend's: a fixed seed gives the same answers (and so the
+# same bytes on the wire) on every run. Nothing else here draws random numbers.
+DEFAULT_SEED = 1
+
+
+def _backend_args(seed: int) -> tuple[str, ...]:
+    return (
+        "--host",
+        BACKEND_HOST,
+        "--models",
+        ",".join(workloads.MODELS),
+        # No service time: only the cost of the hop is left to measure.
+        "--service-ms",
+        "const:0",
+        "--slots",
+        str(BACKEND_SLOTS),
+        # One token per chat answer; at a million tokens/s its decode wait is a microsecond.
+        "--token-rate",
+        "1000000",
+        "--seed",
+        str(seed),
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +106,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-haproxy", action="store_true", help="skip the HAProxy variant even if installed"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"the demo backend's seed (its answers' content; default {DEFAULT_SEED})",
     )
 
 
@@ -152,24 +164,6 @@ def _start_minimal(workdir: Path, backend_url: str) -> _launch.Proc:
     return _launch.wait_ready_line(proc, "minimal-proxy ready")
 
 
-def _find_or_install_haproxy(ns: argparse.Namespace) -> tuple[str | None, str]:
-    if ns.no_haproxy:
-        return None, "skipped: --no-haproxy was given"
-    binary = _haproxy.find_haproxy()
-    if binary is not None:
-        return binary, ""
-    if not ns.install:
-        return None, (
-            "skipped: haproxy is not installed. Install it (Debian: apt-get install haproxy) "
-            "or run this benchmark with --install to have it installed."
-        )
-    print("haproxy is not installed; --install given: apt-get update && apt-get install haproxy")
-    binary, message = _haproxy.install_haproxy()
-    if binary is None:
-        return None, f"skipped: installing haproxy failed: {message}"
-    return binary, ""
-
-
 def _start_haproxy(binary: str, workdir: Path, backend_url: str) -> _launch.Proc:
     backend_host, backend_port = backend_url.removeprefix("http://").rsplit(":", 1)
     port = _launch.free_port(HAPROXY_HOST)
@@ -209,7 +203,7 @@ def run(ns: argparse.Namespace) -> int:
     out_dir: Path = ns.out
     started = time.monotonic()
     machine = machine_info()
-    haproxy_binary, haproxy_note = _find_or_install_haproxy(ns)
+    haproxy_binary, haproxy_note = _haproxy.find_or_install(skip=ns.no_haproxy, install=ns.install)
     if haproxy_note:
         print(f"HAProxy variant {haproxy_note}")
     loop_factory, loop_name = _client_loop()
@@ -218,7 +212,7 @@ def run(ns: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="hubhop-bench-") as tmp:
         workdir = Path(tmp)
         try:
-            backend = _launch.start_demo_backend(workdir, *BACKEND_ARGS)
+            backend = _launch.start_demo_backend(workdir, *_backend_args(ns.seed))
             procs.append(backend)
             minimal = _start_minimal(workdir, backend.url)
             procs.append(minimal)
@@ -255,11 +249,13 @@ def run(ns: argparse.Namespace) -> int:
     document = {
         "benchmark": NAME,
         "question": SUMMARY,
+        "quick": bool(ns.quick),
         "machine": machine,
         "parameters": {
             "plan": "quick" if ns.quick else "full",
             **plan.as_dict(),
-            "backend_args": list(BACKEND_ARGS),
+            "seed": ns.seed,
+            "backend_args": list(_backend_args(ns.seed)),
             "client": f"bench._http keep-alive HTTP/1.1 on {loop_name}",
             "hubhop_config": _hubhop_config("http://BACKEND", 0),
             "minimal_proxy": "bench/proxy/minimal_proxy.py",
