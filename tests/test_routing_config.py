@@ -29,6 +29,7 @@ def test_without_the_section_every_default_applies() -> None:
     assert config.allowed_tiers == ("city", "province", "region", "national", "any")
     assert config.max_tries == 3
     assert (config.price_weight_ms, config.batch_green_weight_ms) == (0.0, 20.0)
+    assert config.batch_price_weight_ms == 4000.0
     assert config.hedge_delay_ms is None
 
 
@@ -41,6 +42,7 @@ def test_every_key_parses_to_the_value_written() -> None:
         'lane = "batch"\ntier = "province"\nspill = "none"\n'
         'allowed_lanes = ["batch", "standard"]\nallowed_tiers = ["any", "province", "national"]\n'
         "max_tries = 10\nprice_weight_ms = 2\nbatch_green_weight_ms = 0\nhedge_delay_ms = 1.5\n"
+        "batch_price_weight_ms = 0\n"
     )
     assert config == RoutingConfig(
         lane="batch",
@@ -52,6 +54,7 @@ def test_every_key_parses_to_the_value_written() -> None:
         max_tries=10,
         price_weight_ms=2.0,
         batch_green_weight_ms=0.0,
+        batch_price_weight_ms=0.0,
         hedge_delay_ms=1.5,
     )
     assert isinstance(config.price_weight_ms, float)  # an integer is accepted as a float

@@ -90,7 +90,7 @@ def test_defaults_come_from_the_listener_config() -> None:
         10.0,
         "none",
     )
-    assert (got.price_weight_ms, got.green_weight_ms) == (3.0, 20.0)
+    assert (got.price_weight_ms, got.green_weight_ms) == (3.0 + config.batch_price_weight_ms, 20.0)
 
 
 def test_every_hint_is_read() -> None:
@@ -148,9 +148,12 @@ def test_a_max_latency_is_the_bound_and_reports_the_tightest_tier_holding_it(
     assert (got.tier, got.max_one_way_ms) == (tier, bound)
 
 
-def test_the_green_weight_applies_to_the_batch_lane_only() -> None:
-    config = RoutingConfig(batch_green_weight_ms=30.0, price_weight_ms=1.0)
+def test_the_green_and_batch_price_weights_apply_to_the_batch_lane_only() -> None:
+    config = RoutingConfig(
+        batch_green_weight_ms=30.0, price_weight_ms=1.0, batch_price_weight_ms=500.0
+    )
     assert ask({LANE_HEADER: "batch"}, config).green_weight_ms == 30.0
+    assert ask({LANE_HEADER: "batch"}, config).price_weight_ms == 501.0
     assert ask({LANE_HEADER: "standard"}, config).green_weight_ms == 0.0
     assert ask({LANE_HEADER: "emergency"}, config).price_weight_ms == 1.0
 

@@ -53,6 +53,13 @@ class RoutingConfig:
     # jobs run for minutes, so 20 ms is nothing to them but decides between otherwise equal
     # nodes.
     batch_green_weight_ms: float = 20.0
+    # Batch lane only, on top of price_weight_ms: one unit of price costs a batch job this many
+    # ms in the ranking. Batch work waits in line for cheap capacity rather than taking the
+    # dear slots that chat and emergency reads need near the hospitals: at 4 s a unit, a hub at
+    # price 0.4 wins over a city DC at 1.5 until the hub's expected wait is over ~4.4 s longer.
+    # Without it a batch job ranks on expected latency alone, and a data centre that mostly
+    # serves short requests looks faster than a hub that serves only long ones.
+    batch_price_weight_ms: float = 4000.0
     # Emergency hedging: after this delay without an answer, a second node is asked too.
     # None: derived from the request's expected latency when the request is routed.
     hedge_delay_ms: float | None = None
@@ -105,6 +112,7 @@ def parse_routing(t: SectionReader) -> RoutingConfig:
         max_tries=t.integer("max_tries", d.max_tries, lo=lo, hi=hi),
         price_weight_ms=_milliseconds(t, "price_weight_ms", d.price_weight_ms),
         batch_green_weight_ms=_milliseconds(t, "batch_green_weight_ms", d.batch_green_weight_ms),
+        batch_price_weight_ms=_milliseconds(t, "batch_price_weight_ms", d.batch_price_weight_ms),
         hedge_delay_ms=(
             _milliseconds(t, "hedge_delay_ms", math.nan, positive=True)
             if t.has("hedge_delay_ms")

@@ -175,7 +175,8 @@ def _ask(model: str, given: Mapping[str, tuple[str, object]], config: RoutingCon
         spill=spill,
         explain=_flag(*given["explain"]) if "explain" in given else False,
         idempotent=_flag(*given["idempotent"]) if "idempotent" in given else True,
-        price_weight_ms=config.price_weight_ms,
+        price_weight_ms=config.price_weight_ms
+        + (config.batch_price_weight_ms if lane == "batch" else 0.0),
         green_weight_ms=config.batch_green_weight_ms if lane == "batch" else 0.0,
     )
 
