@@ -45,10 +45,9 @@ from bench.routing import haproxy_config, measure, plan, plot, summary
 from bench.routing.summary import markdown_tables
 from hubhop.demo.readiness import NotReady, wait_routable
 from hubhop.lab import processes
-from hubhop.lab.backends import BackendFleet
-from hubhop.lab.cluster import WanCluster, localise_topology
+from hubhop.lab.backends import BackendFleet, slice_network
+from hubhop.lab.cluster import WanCluster, address_in, localise_topology
 from hubhop.lab.network_slice import choose_slice
-from hubhop.lab.profiles import BackendProfile, profiles
 from hubhop.loadgen.request_shapes import route_ask
 from hubhop.wan.model import WanModel
 from hubhop.wan.topology import load_topology
@@ -132,19 +131,11 @@ class _Bench:
         self.slice = chosen = choose_slice(
             model, plan.SLICE_CITIES, plan.SLICE_KEY_CITIES, plan.SLICE_HUBS, plan.SLICE_PROVINCE
         )
-        every = profiles(model.topology)
-        self.profiles: dict[str, tuple[BackendProfile, ...]] = {s: every[s] for s in chosen.sites}
+        self.profiles, fleet, cluster = slice_network(
+            self.lab, topology_path, model, chosen, plan.BACKEND_NET, LINKS_REPUBLISH_S,
+            backend_workdir=self.lab / "backends",
+        )  # fmt: skip
         self.flood_rate = plan.FLOOD_FACTOR * plan.batch_capacity(self.profiles)
-        hosts = {s.name: s.host for s in model.topology.sites}
-        fleet = BackendFleet(self.lab / "backends", plan.BACKEND_NET, self.profiles, hosts)
-        cluster = WanCluster(
-            self.lab,
-            topology_path,
-            chosen.sites,
-            chosen.hubs,
-            site_config=fleet.site_config,
-            links_republish_s=LINKS_REPUBLISH_S,
-        )
         extra: list[processes.Proc] = []
         try:
             self.say(f"starting {len(chosen.sites)} demo backends and daemons")
@@ -191,7 +182,7 @@ class _Bench:
             cfg = self.lab / "haproxy.cfg"
             cfg.write_text(text)
             first = self.slice.entries[0]
-            host = f"{plan.SOURCE_NET}.{haproxy_config.octet(self.model.topology.site(first).host)}"
+            host = self._address(plan.SOURCE_NET, first)
             port = plan.BASELINE_PORTS[next(s for s in self.systems if s in plan.BASELINE_PORTS)]
             started.append(
                 processes.start_listening_process(
@@ -208,21 +199,21 @@ class _Bench:
         waited = wait_routable(cluster, self.slice.entries, unique, CONVERGE_TIMEOUT_S)
         self.say(f"every hospital routes every stream after {waited:.0f} s")
 
+    def _address(self, net: str, site: str) -> str:
+        return address_in(net, self.model.topology.site(site).host)
+
     def _hubhop_urls(self, cluster: WanCluster) -> dict[str, str]:
         return {e: cluster.procs[e].url for e in self.slice.entries}
 
     def _entry_urls(self, cluster: WanCluster) -> dict[str, dict[str, str]]:
-        def octet(site: str) -> str:
-            return haproxy_config.octet(self.model.topology.site(site).host)
-
         urls = {"hubhop": self._hubhop_urls(cluster)}
         urls["oracle"] = {
-            e: f"http://{plan.ORACLE_NET}.{octet(e)}:{plan.GATEWAY_PORT}"
+            e: f"http://{self._address(plan.ORACLE_NET, e)}:{plan.GATEWAY_PORT}"
             for e in self.slice.entries
         }
         for policy, port in plan.BASELINE_PORTS.items():
             urls[policy] = {
-                e: f"http://{plan.SOURCE_NET}.{octet(e)}:{port}" for e in self.slice.entries
+                e: f"http://{self._address(plan.SOURCE_NET, e)}:{port}" for e in self.slice.entries
             }
         return urls
 

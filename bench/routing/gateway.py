@@ -91,9 +91,10 @@ from hubhop.core.routing_hints import HintError, parse_hints
 from hubhop.core.service_time import ServiceTimeDistribution
 from hubhop.io.demo_backend import DemoBackendSettings
 from hubhop.io.http_errors import ApiError, error_response
-from hubhop.io.local_endpoint import _read_json_body as read_json_body  # the endpoint's own read
+from hubhop.io.local_endpoint import read_json_body
 from hubhop.io.loop import LOOP_KINDS, run
 from hubhop.lab import processes
+from hubhop.lab.cluster import address_in
 from hubhop.lab.profiles import BackendProfile
 from hubhop.wan.model import WanModel
 
@@ -384,7 +385,7 @@ def gateway_config(
     site's topology host."""
 
     def address(net: str, site: str) -> str:
-        return f"{net}.{model.topology.site(site).host.rsplit('.', 1)[1]}"
+        return address_in(net, model.topology.site(site).host)
 
     sites = []
     for site in serving:

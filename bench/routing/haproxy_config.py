@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 
 from bench.routing.plan import BASELINE_PORTS, GATEWAY_PORT, RELAY_NET, SOURCE_NET, TIER_OF
 from hubhop.core.tiers import tier_bound_ms
+from hubhop.lab.cluster import address_in
 from hubhop.lab.profiles import BackendProfile
 from hubhop.wan.model import WanModel
 
@@ -46,10 +47,6 @@ MODEL_PATHS = {
 # HAProxy's own limits: far above the flood's thousands of waiting requests; the machine allows
 # 20,000 open files.
 GLOBAL_MAXCONN = 8000
-
-
-def octet(host: str) -> str:
-    return host.rsplit(".", 1)[1]
 
 
 def pools(
@@ -107,7 +104,7 @@ def config_text(
     for policy in policies:
         for entry in entries:
             tag = f"{policy}_{entry}"
-            source = f"{SOURCE_NET}.{octet(hosts[entry])}"
+            source = address_in(SOURCE_NET, hosts[entry])
             lines += [
                 f"frontend fe_{tag}",
                 f"    bind {source}:{BASELINE_PORTS[policy]}",
@@ -119,7 +116,7 @@ def config_text(
                 lines += [f"backend be_{tag}_{name}", f"    balance {BALANCE[policy]}"]
                 active = static_choice(pool, roles) if policy == "static-nearest" else None
                 for site in pool:
-                    relay = f"{RELAY_NET}.{octet(hosts[site])}:{GATEWAY_PORT}"
+                    relay = f"{address_in(RELAY_NET, hosts[site])}:{GATEWAY_PORT}"
                     backup = " backup" if active is not None and site != active else ""
                     lines.append(
                         f"    server {site} {relay} source {source} maxconn {slots[site]}{backup}"

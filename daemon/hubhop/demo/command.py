@@ -226,11 +226,10 @@ class _Demo:
 
     def run(self) -> int:
         from hubhop.demo.readiness import NotReady
-        from hubhop.lab.backends import BackendFleet
-        from hubhop.lab.cluster import WanCluster, localise_topology
+        from hubhop.lab.backends import slice_network
+        from hubhop.lab.cluster import localise_topology
         from hubhop.lab.network_slice import choose_slice
         from hubhop.lab.processes import LaunchError
-        from hubhop.lab.profiles import profiles
         from hubhop.wan.model import WanModel
         from hubhop.wan.topology import load_topology
 
@@ -243,19 +242,10 @@ class _Demo:
             print(f"hubhop demo: {exc}", file=sys.stderr)
             return EX_USAGE
         self.slice = chosen
-        every_site = profiles(model.topology)
-        self.profiles = {site: every_site[site] for site in chosen.sites}
-        hosts = {site.name: site.host for site in model.topology.sites}
-        self._say_plan()
-        fleet = BackendFleet(self.lab, backend_net(self.ns.net), self.profiles, hosts)
-        cluster = WanCluster(
-            self.lab,
-            topology_path,
-            chosen.sites,
-            chosen.hubs,
-            site_config=fleet.site_config,
-            links_republish_s=LINKS_REPUBLISH_S,
+        self.profiles, fleet, cluster = slice_network(
+            self.lab, topology_path, model, chosen, backend_net(self.ns.net), LINKS_REPUBLISH_S
         )
+        self._say_plan()
         try:
             self._start(fleet, cluster)
             self._converge(cluster)

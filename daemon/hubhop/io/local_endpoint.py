@@ -192,7 +192,7 @@ def _served_by(request: web.Request, backend_name: str) -> dict[str, str]:
     return served_headers(request[REQUEST_ID], _state(request).config.node.name, backend_name)
 
 
-async def _read_json_body(request: web.Request, limit: int) -> tuple[bytes, dict[str, Any]]:
+async def read_json_body(request: web.Request, limit: int) -> tuple[bytes, dict[str, Any]]:
     too_large = f"request body is over the limit of {limit} bytes"
     length = request.content_length
     if length is not None:
@@ -227,7 +227,7 @@ async def openai_inference(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     _refuse_while_draining(request)
     config = _state(request).config
-    body, document = await _read_json_body(request, config.http.max_json_body_bytes)
+    body, document = await read_json_body(request, config.http.max_json_body_bytes)
     model = document.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "the request needs a 'model' string", "missing_model")
@@ -402,7 +402,7 @@ async def hubhop_route(request: web.Request) -> web.Response:
     themselves. The body names the model and the hints as JSON fields (`protocol`: openai, the
     default, or kserve_v2)."""
     state = _state(request)
-    _, document = await _read_json_body(request, state.config.http.max_json_body_bytes)
+    _, document = await read_json_body(request, state.config.http.max_json_body_bytes)
     protocol = document.pop("protocol", OPENAI)
     if protocol not in (OPENAI, KSERVE):
         raise ApiError(400, f"protocol: {protocol!r} is not openai or kserve_v2", "invalid_hint")

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from hubhop.lab import processes
-from hubhop.lab.profiles import BackendProfile, backend_toml, demo_backend_args
+from hubhop.lab.cluster import WanCluster, address_in
+from hubhop.lab.network_slice import NetworkSlice
+from hubhop.lab.profiles import BackendProfile, backend_toml, demo_backend_args, profiles
+from hubhop.wan.model import WanModel
 
 # Backends start at once: each imports aiohttp alone (well under a second), far lighter than a
 # daemon's cold start.
@@ -46,7 +49,7 @@ class BackendFleet(processes.Owner):
         self.procs: dict[tuple[str, str], processes.Proc] = {}
 
     def host(self, site: str) -> str:
-        return f"{self.net}.{self.hosts[site].rsplit('.', 1)[1]}"
+        return address_in(self.net, self.hosts[site])
 
     def _start(self, profile: BackendProfile, on_ready: Callable[[str], None] | None) -> None:
         name = f"{profile.site}-{profile.name}"  # its log's name
@@ -80,3 +83,31 @@ class BackendFleet(processes.Owner):
         with urllib.request.urlopen(url, timeout=STATS_TIMEOUT_S) as response:
             document: dict[str, Any] = json.loads(response.read())
         return document
+
+
+def slice_network(
+    workdir: Path,
+    topology_path: Path,
+    model: WanModel,
+    chosen: NetworkSlice,
+    backend_net: str,
+    links_republish_s: float | None,
+    backend_workdir: Path | None = None,
+) -> tuple[dict[str, tuple[BackendProfile, ...]], BackendFleet, WanCluster]:
+    """The processes of a slice of the (localised) topology at `topology_path`, not started:
+    each site's backend profiles, their demo backends on `backend_net`, and the daemons that
+    front them, the slice's hubs as every daemon's hubs. One definition for `hubhop demo` and
+    the routing benchmark, so both run the same network."""
+    every = profiles(model.topology)
+    found = {site: every[site] for site in chosen.sites}
+    hosts = {site.name: site.host for site in model.topology.sites}
+    fleet = BackendFleet(backend_workdir or workdir, backend_net, found, hosts)
+    cluster = WanCluster(
+        workdir,
+        topology_path,
+        chosen.sites,
+        chosen.hubs,
+        site_config=fleet.site_config,
+        links_republish_s=links_republish_s,
+    )
+    return found, fleet, cluster

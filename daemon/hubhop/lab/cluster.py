@@ -49,18 +49,24 @@ LAUNCH_PARALLEL = 6
 NET_PATTERN = re.compile(r"127\.\d{1,3}\.\d{1,3}")
 
 
+def address_in(net: str, host: str) -> str:
+    """`host` moved into `net` (127.A.B), keeping its last octet: how a lab gives each site
+    one address per kind of process, and how an address names its site."""
+    return f"{net}.{host.rsplit('.', 1)[1]}"
+
+
 def localise_topology(workdir: Path, net: str, source: Path = SHIPPED_TOPOLOGY) -> Path:
     """Copy `source` (and its places file) into `workdir` with every site's host moved into
     `net` (127.A.B), keeping its last octet; returns the copy's path."""
     if not NET_PATTERN.fullmatch(net):
         raise ValueError(f"{net!r} is not a /24 of 127.0.0.0/8 written as 127.A.B")
     topology = load_topology(source)
-    octets = [site.host.rsplit(".", 1)[1] for site in topology.sites]
-    if len(set(octets)) != len(octets):
+    moved = {address_in(net, site.host) for site in topology.sites}
+    if len(moved) != len(topology.sites):
         raise ValueError(f"{source}: sites share a last octet, so they cannot move into one /24")
     text = source.read_text()
-    for site, octet in zip(topology.sites, octets, strict=True):
-        text = text.replace(f'"{site.host}"', f'"{net}.{octet}"')
+    for site in topology.sites:
+        text = text.replace(f'"{site.host}"', f'"{address_in(net, site.host)}"')
     workdir.mkdir(parents=True, exist_ok=True)
     target = workdir / source.name
     target.write_text(text)
