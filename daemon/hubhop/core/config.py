@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from hubhop.core.client_tokens import SHA256_HEX, TOKEN_NAME, ClientToken
 from hubhop.core.routing_config import RoutingConfig, parse_client_policy, parse_routing
+from hubhop.core.tls_config import TlsConfig, tls_faults
 from hubhop.core.toml_table import TomlTable, kind
 
 ROLES = ("edge", "city", "hub")
@@ -227,6 +228,8 @@ class NodeConfig:
     # Clients known by bearer token, each with its own routing defaults and caps.
     tokens: tuple[ClientToken, ...] = ()
     backends: tuple[BackendConfig, ...] = ()
+    # How requests travel between daemons: mutual TLS, or plain TCP for a lab (core.tls_config).
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     def backends_for(self, protocol: str, model: str) -> tuple[BackendConfig, ...]:
         return tuple(b for b in self.backends if b.speaks(protocol) and b.serves(model))
@@ -307,6 +310,7 @@ def _build(root: _Table) -> NodeConfig | None:
     latency = _latency(root) if root.has("latency") else LatencyConfig()
     wan = _wan(root) if root.has("wan") else None
     routing = parse_routing(root.table("routing")) if root.has("routing") else RoutingConfig()
+    tls = _tls(root) if root.has("tls") else TlsConfig()
     if gossip is not None and http.peer_host is None:
         root.fault(
             "http.advertise",
@@ -338,7 +342,24 @@ def _build(root: _Table) -> NodeConfig | None:
         routing=routing,
         tokens=tokens,
         backends=backends,
+        tls=tls,
     )
+
+
+def _tls(root: _Table) -> TlsConfig:
+    t = root.table("tls")
+    peer_listen = t.listen_address("peer_listen") if t.has("peer_listen") else None
+    config = TlsConfig(
+        plaintext=t.boolean("plaintext", default=False),
+        ca_file=t.string("ca_file", ""),
+        cert_file=t.string("cert_file", ""),
+        key_file=t.string("key_file", ""),
+        peer_listen=None if peer_listen is None else (peer_listen.host, peer_listen.port),
+    )
+    for key, message in tls_faults(config):
+        t.fault(key, message)
+    t.finish()
+    return config
 
 
 def _gossip(root: _Table) -> GossipConfig:
