@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import random
 import shutil
@@ -77,6 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cluster sizes instead of the plan's (8,32,64; quick: 8)",
     )
     parser.add_argument("--no-false-positives", action="store_true", help="skip the starvation run")
+    parser.add_argument(
+        "--fp-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="length of the starvation run instead of the plan's (300 s; quick: 60 s)",
+    )
     parser.add_argument("--no-sim", action="store_true", help="skip the simulator")
     parser.add_argument(
         "--sim-sizes",
@@ -250,6 +258,8 @@ def run(ns: argparse.Namespace) -> int:
     global _STARTED
     _STARTED = time.monotonic()
     plan = QUICK if ns.quick else FULL
+    if ns.fp_seconds is not None:
+        plan = dataclasses.replace(plan, fp_s=ns.fp_seconds)
     sizes = list(ns.sizes or plan.sizes)
     out_dir: Path = ns.out
     out_dir.mkdir(parents=True, exist_ok=True)
