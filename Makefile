@@ -11,7 +11,7 @@ QUICK  ?=
 # Long multi-process scenarios carry the `slow` marker; `make test` (and CI) runs them all.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-nojit test-quick lint typecheck bench bench-tables bench-deps lock clean
+.PHONY: demo test test-nojit test-quick fuzz lint typecheck bench bench-tables bench-deps lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubhop needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -41,6 +41,11 @@ test-nojit: $(STAMP)
 
 test-quick: $(STAMP)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+# A million fuzzed inputs over every parser a peer, client or config reaches (at most 20 min);
+# the summary (inputs/s per target, crashes with their inputs, RSS) goes to bench/results/fuzz.json.
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz --inputs 1000000 --seconds 1200 --json bench/results/fuzz.json $(ARGS)
 
 # Every benchmark (or the one ARGS names), then the README tables from the results; see
 # bench/README.md. `make bench QUICK=1` for the short pass, `make bench ARGS="proxy --no-haproxy"`.

@@ -369,9 +369,13 @@ class InferRequest:
 
 def parse_header_length(value: str, body_length: int | None, limit: int) -> int:
     """The value of Inference-Header-Content-Length, checked against the body and a bound."""
-    if not value.strip().isdigit():
+    text = value.strip()
+    # ASCII digits only: str.isdigit also takes "²", which int() refuses.
+    if not (text.isascii() and text.isdigit()):
         raise KServeRequestError(f"Inference-Header-Content-Length is not a number: {value!r}")
-    length = int(value)
+    if len(text.lstrip("0")) > len(str(limit)):  # int() refuses 4,300 digits and more
+        raise KServeRequestError(f"inference header of {text[:40]}... bytes is over {limit} bytes")
+    length = int(text)
     if length > limit:
         raise KServeRequestError(f"inference header of {length} bytes is over {limit} bytes")
     if body_length is not None and length > body_length:
@@ -382,9 +386,16 @@ def parse_header_length(value: str, body_length: int | None, limit: int) -> int:
 
 
 def _element_count(data: object) -> int:
-    if isinstance(data, list):
-        return sum(_element_count(item) for item in data)
-    return 1
+    # A loop, not recursion: arrays nested as deep as the JSON parser allows (some 900 levels)
+    # would overflow the stack of a handler that is already dozens of frames deep.
+    count, stack = 0, [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        else:
+            count += 1
+    return count
 
 
 def _parse_input(index: int, tensor: object, binary_allowed: bool) -> InferInput:

@@ -234,7 +234,8 @@ def parse_topology(text: str, source: str, read_file: ReadFile | None = None) ->
     """
     try:
         document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    # A bare ValueError for an integer of over 4300 digits, RecursionError for deep nesting.
+    except (ValueError, RecursionError) as exc:
         raise TopologyError([f"{source}: invalid TOML: {exc}"]) from None
     faults: list[str] = []
     root = TomlTable(document, "", source, faults)
