@@ -26,7 +26,8 @@ def test_a_full_section_parses_with_seeds_keys_and_tuning() -> None:
     config = parse_config(
         BASE
         + '[gossip]\nbind = "127.0.4.1:7946"\nseeds = ["127.0.4.2:7946", "[::1]:7946"]\n'
-        + f'keys = ["{KEY}"]\nprobe_interval_s = 0.25\nsuspicion_mult = 4\n',
+        + f'keys = ["{KEY}"]\nprobe_interval_s = 0.25\nsuspicion_mult = 4\n'
+        + "[tls]\nplaintext = true\n",
         "edge.toml",
     )
     gossip = config.gossip
@@ -66,7 +67,7 @@ def test_each_gossip_fault_is_named(section: str, expected: str) -> None:
     assert expected in faults("[gossip]\n" + section)
 
 
-GOSSIP = f'[gossip]\nbind = "127.0.4.1:7946"\nkeys = ["{KEY}"]\n'
+GOSSIP = f'[gossip]\nbind = "127.0.4.1:7946"\nkeys = ["{KEY}"]\n[tls]\nplaintext = true\n'
 WILDCARD = '[node]\nname = "wuhan-edge-1"\nrole = "edge"\n[http]\nlisten = "0.0.0.0:8080"\n'
 
 

@@ -19,7 +19,7 @@ KEY = base64.b64encode(bytes(range(32))).decode()
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "topologies" / "hubei.toml"
 BASE = '[node]\nname = "wuhan-dc-1"\nrole = "city"\n[http]\nlisten = "127.0.40.1:0"\n'
-GOSSIP = f'[gossip]\nbind = "127.0.40.1:7946"\nkeys = ["{KEY}"]\n'
+GOSSIP = f'[gossip]\nbind = "127.0.40.1:7946"\nkeys = ["{KEY}"]\n[tls]\nplaintext = true\n'
 
 
 def faults(text: str) -> list[str]:
@@ -136,7 +136,10 @@ def test_a_node_outside_the_topology_is_refused(tmp_path: Path) -> None:
 
 
 def test_run_refuses_an_unreadable_keyring_before_starting(tmp_path: Path) -> None:
-    gossip = '[gossip]\nbind = "127.0.40.1:7946"\nkeyring_file = "/nonexistent/keys"\n'
+    gossip = (
+        '[gossip]\nbind = "127.0.40.1:7946"\nkeyring_file = "/nonexistent/keys"\n'
+        "[tls]\nplaintext = true\n"
+    )
     path = tmp_path / "city.toml"
     path.write_text(BASE + gossip)
     result = hubhop("run", "--config", str(path))

@@ -36,7 +36,7 @@ def config_text(i: int, models: tuple[str, ...] = ("chat-7b",)) -> str:
         f'[http]\nlisten = "127.0.3.{i}:0"\n'
         f"[lifecycle]\ndrain_grace_s = 2.0\n"
         f'[gossip]\nbind = "127.0.4.{i}:{GOSSIP_PORT}"\nseeds = ["127.0.4.1:{GOSSIP_PORT}"]\n'
-        f'keys = ["{KEY}"]\n'
+        f'keys = ["{KEY}"]\n[tls]\nplaintext = true\n'
         f'[[backends]]\nname = "npu-0"\nurl = "http://127.0.2.{i}:9000"\n'
         f'protocol = "openai"\nmodels = [{model_list}]\nchip = "ascend-910b"\nslots = 8\n'
     )

@@ -78,6 +78,7 @@ def config_text(name: str, backend_url: str) -> str:
         # Links reach peers in 2 s, not the 30 s a production node waits: the cluster routes sooner.
         "[latency]\nlinks_republish_s = 2.0\n"
         f'[gossip]\nbind = "127.0.25.{i}:7946"\nseeds = ["127.0.25.1:7946"]\nkeys = ["{KEY}"]\n'
+        "[tls]\nplaintext = true\n"
         f"{backends}"
     )
 

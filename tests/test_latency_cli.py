@@ -31,6 +31,7 @@ def config_text(i: int) -> str:
         f'[node]\nname = "lat-{i}"\nrole = "city"\nregion = "hubei"\ncity = "wuhan"\n'
         f'[http]\nlisten = "127.0.8.{i}:0"\n'
         f'[gossip]\nbind = "127.0.9.{i}:7946"\nseeds = ["127.0.9.1:7946"]\nkeys = ["{KEY}"]\n'
+        "[tls]\nplaintext = true\n"
         f'[[backends]]\nname = "npu-0"\nurl = "http://127.0.2.{i}:9000"\n'
         f'protocol = "openai"\nmodels = ["chat-7b"]\nchip = "ascend-910b"\nslots = 4\n'
     )

@@ -90,6 +90,7 @@ async def test_calls_to_its_own_backend_count_once_in_the_entrys_decision(
     earlier pair ran still says 2 busy when the next pair runs; counted from it and from the
     local in-flight count, they read as 4 busy, and the next call would queue behind them."""
     gossip = f'[gossip]\nbind = "{ADDRESS}:{_free_udp_port(ADDRESS)}"\nkeys = ["{KEY}"]\n'
+    gossip += "[tls]\nplaintext = true\n"
     node = await start_node(parse_config(node_config(backend_url, address=ADDRESS) + gossip, "t"))
     try:
         first = await _route(http, node.url)

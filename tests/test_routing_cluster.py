@@ -37,6 +37,7 @@ def config_text(name: str, backend_url: str) -> str:
         # Links reach peers in 2 s, not the 30 s a production node waits: the cluster routes sooner.
         "[latency]\nlinks_republish_s = 2.0\n"
         f'[gossip]\nbind = "127.0.12.{i}:7946"\nseeds = ["127.0.12.1:7946"]\nkeys = ["{KEY}"]\n'
+        "[tls]\nplaintext = true\n"
         f'[[backends]]\nname = "{chip}-0"\nurl = "{backend_url}"\nprotocol = "openai"\n'
         f'models = [{model_list}]\nchip = "{chip}"\nslots = 4\nprice = {price}\n'
     )

@@ -45,6 +45,7 @@ def config_text(name: str, backend_url: str) -> str:
         "[latency]\nlinks_republish_s = 2.0\n"
         f"[routing]\nprice_weight_ms = 10.0\nhedge_delay_ms = {HEDGE_DELAY_MS}\n"
         f'[gossip]\nbind = "127.0.15.{i}:7946"\nseeds = ["127.0.15.1:7946"]\nkeys = ["{KEY}"]\n'
+        "[tls]\nplaintext = true\n"
         f'[[backends]]\nname = "{name}-gpu"\nurl = "{backend_url}"\nprotocol = "openai"\n'
         f'models = ["{model}"]\nchip = "nvidia-h100"\nslots = 4\nprice = {price}\n'
     )

@@ -92,7 +92,7 @@ async def upstream() -> AsyncIterator[tuple[Origin, Seen]]:
     site = web.TCPSite(runner, HOST, 0)
     await site.start()
     try:
-        yield (HOST, runner.addresses[0][1], None), seen
+        yield (HOST, runner.addresses[0][1], None, None), seen
     finally:
         await runner.cleanup()
 
@@ -283,7 +283,7 @@ async def test_a_broken_exchange_never_reuses_its_connection(pool: UpstreamPool)
         writer.close()
 
     server = await asyncio.start_server(truncating, HOST, 0)
-    origin: Origin = (HOST, server.sockets[0].getsockname()[1], None)
+    origin: Origin = (HOST, server.sockets[0].getsockname()[1], None, None)
     async with server:
         for _ in range(2):
             with pytest.raises(BrokenAnswer, match="before its answer ended"):
@@ -354,7 +354,7 @@ async def test_no_listener_is_a_connect_failure(pool: UpstreamPool) -> None:
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
         probe.bind((HOST, 0))
         port = probe.getsockname()[1]
-    origin: Origin = (HOST, port, None)
+    origin: Origin = (HOST, port, None, None)
     with pytest.raises(ConnectFailed, match=r"refused|Connect call failed"):
         await pool.acquire(origin, deadline())
     assert pool.counts(origin) == (0, 0)
@@ -372,7 +372,7 @@ async def test_a_connect_that_takes_too_long_is_a_connect_failure() -> None:
         with contextlib.suppress(BlockingIOError):
             filler.connect(listener.getsockname())
         fillers.append(filler)
-    origin: Origin = (HOST, listener.getsockname()[1], None)
+    origin: Origin = (HOST, listener.getsockname()[1], None, None)
     try:
         async with open_pool(connect_timeout_s=0.3) as pool:
             started = time.monotonic()

@@ -165,6 +165,7 @@ class HubhopCluster(Cluster):
             f"[lifecycle]\ndrain_grace_s = {DRAIN_GRACE_S}\n"
             f'[gossip]\nbind = "{self.gossip_addr(i)}"\nseeds = ["{self.gossip_addr(0)}"]\n'
             f'keys = ["{KEY}"]\n'
+            "[tls]\nplaintext = true\n"  # every daemon of the benchmark is on this one machine
             f'[[backends]]\nname = "npu-0"\nurl = "http://{self.backend_net}.{i + 1}:9000"\n'
             f'protocol = "openai"\nmodels = [{model_list}]\nchip = "ascend-910b"\nslots = 8\n'
         )

@@ -125,6 +125,7 @@ def _hubhop_config(backend_url: str, gossip_port: int) -> str:
         "[lifecycle]\ndrain_grace_s = 5.0\n"
         # Gossip on: the node decides every call with the kernels (hubhop.io.request_router).
         f'[gossip]\nbind = "{HUBHOP_HOST}:{gossip_port}"\nkeys = ["{GOSSIP_KEY}"]\n'
+        "[tls]\nplaintext = true\n"  # one node, on loopback: no peer is ever called
         f'[[backends]]\nname = "demo"\nurl = "{backend_url}"\n'
         f'protocol = ["openai", "kserve_v2"]\nmodels = [{models}]\nslots = {BACKEND_SLOTS}\n'
     )

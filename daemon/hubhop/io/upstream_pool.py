@@ -1,5 +1,6 @@
 """Pooled keep-alive connections to upstreams (backends and peer daemons), per origin: host,
-port, and the local address the connections leave from.
+port, the local address the connections leave from, and the name a TLS upstream's certificate
+must carry (None: plain TCP).
 
 Rules:
 - At most `limit` connections per origin, open or opening. A request that finds none idle and
@@ -13,17 +14,22 @@ Rules:
 - Connecting is bounded by the connect timeout and by the request's deadline. A connect that
   fails or times out on its own timeout raises ConnectFailed: nothing was sent, so the caller
   may try elsewhere. The request's deadline passing raises TimeoutError.
+- A TLS origin (peer daemons under mutual TLS) is connected with the pool's client context and
+  its name as server_hostname; the handshake is part of connecting, under the same bounds, and
+  a handshake refused (a certificate that does not verify, or names another node) is a
+  ConnectFailed like a refused connection. Keep-alive pays for a handshake over many requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 
 from hubhop.io.upstream_connection import UpstreamConnection
 
-# Origin: (host, port, local address or None).
-Origin = tuple[str, int, tuple[str, int] | None]
+# Origin: (host, port, local address or None, TLS server name or None for plain TCP).
+Origin = tuple[str, int, tuple[str, int] | None, str | None]
 
 # aiohttp's client keeps an idle connection 15 s; servers keep theirs longer (aiohttp's and
 # nginx's 75 s), so a connection this pool reuses is almost never one the server is closing.
@@ -49,8 +55,15 @@ class _OriginConnections:
 class UpstreamPool:
     """See the module's rules. Built inside the running loop."""
 
-    def __init__(self, limit: int, connect_timeout_s: float, idle_s: float = IDLE_S) -> None:
+    def __init__(
+        self,
+        limit: int,
+        connect_timeout_s: float,
+        idle_s: float = IDLE_S,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._loop = asyncio.get_running_loop()
+        self._tls = tls  # for origins with a server name
         self._limit = limit
         self._connect_timeout_s = connect_timeout_s
         self._idle_s = idle_s
@@ -148,8 +161,13 @@ class UpstreamPool:
     async def _connect(
         self, origin: Origin, state: _OriginConnections, deadline: float
     ) -> UpstreamConnection:
-        host, port, local_addr = origin
+        host, port, local_addr, server_name = origin
         loop = self._loop
+        tls = None
+        if server_name is not None:
+            if self._tls is None:
+                raise ConnectFailed(f"{server_name} is reached over TLS, and this pool has none")
+            tls = self._tls
         left = deadline - loop.time()
         connect_s = self._connect_timeout_s
 
@@ -159,7 +177,7 @@ class UpstreamPool:
         try:
             async with asyncio.timeout(min(connect_s, left)):
                 _, connection = await loop.create_connection(
-                    made, host, port, local_addr=local_addr
+                    made, host, port, local_addr=local_addr, ssl=tls, server_hostname=server_name
                 )
         except TimeoutError:
             if left < connect_s:

@@ -131,6 +131,7 @@ class WanCluster(processes.Owner):
             "[lifecycle]\ndrain_grace_s = 1.0\n"  # stopped after the load: leave quickly
             f'[gossip]\nbind = "{s.host}:{GOSSIP_PORT}"\nseeds = ["{seed}:{GOSSIP_PORT}"]\n'
             f'keys = ["{KEY}"]\n'
+            "[tls]\nplaintext = true\n"  # every daemon of a lab is on this one machine
             + (f"[latency]\n{latency}" if latency else "")
             + f'[wan]\ntopology = "{self.topology_path}"\n'
             + self.extra_config
