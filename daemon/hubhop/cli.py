@@ -9,6 +9,7 @@ daemon that answered 5xx.
 The commands that ask the local daemon (members, peers, rtt, route, table) find it through
 --url, or else the http.listen of the node's --config; what they print is `hubhop.cli_tables`'.
 A node whose [[tokens]] require a client token is asked with the one in $HUBHOP_TOKEN.
+`status` and `keys` ask through the daemon's admin unix socket instead (`hubhop.cli_admin`).
 """
 
 from __future__ import annotations
@@ -316,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", choices=tuple(MemberState), help="only nodes membership says are in this state"
     )
     _daemon_arguments(p, cmd_table)
+
+    from hubhop.cli_admin import add_admin_commands  # here: it imports this module
+
+    add_admin_commands(sub)  # status, keys: through the daemon's admin socket
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=cmd_version)

@@ -81,6 +81,8 @@ def test_message_types_are_append_only() -> None:
         ("RECORD_WANT", 14),
         ("PROBE", 15),
         ("PROBE_REPLY", 16),
+        ("KEY_COMMAND", 17),
+        ("KEY_COMMAND_ACK", 18),
     ]
     assert "APPEND-ONLY" in (wire.MessageType.__doc__ or "")
 

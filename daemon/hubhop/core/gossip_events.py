@@ -1,4 +1,5 @@
-"""What a GossipNode tells its owner: membership changes, record changes, latency samples.
+"""What a GossipNode tells its owner: membership changes, record changes, latency samples, key
+commands finished.
 
 Events are values (frozen dataclasses); the node queues them and `next_event()` hands them out
 in order.
@@ -59,6 +60,14 @@ class RttSample:
     coordinate: wire.WireCoordinate | None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyCommandDone:
+    """A key command this node started has every answer, or its timeout passed: its report is
+    ready (`GossipNode.key_command_report`)."""
+
+    command_id: bytes
+
+
 GossipEvent = (
     MemberJoined
     | MemberAlive
@@ -68,4 +77,5 @@ GossipEvent = (
     | MemberReaped
     | RecordChanged
     | RttSample
+    | KeyCommandDone
 )

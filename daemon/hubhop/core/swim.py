@@ -34,6 +34,9 @@ Rules:
   Records too big for a datagram travel only by push-pull. Versions start at the channel epoch
   (it grows across restarts); should someone still hold our record at a version above ours, we
   jump past it.
+- Keyring commands (key_commands.py): `start_key_command` applies one here and sends it to every
+  member not held dead or left; members answer KEY_COMMAND with KEY_COMMAND_ACK; the report is
+  ready when KeyCommandDone comes out.
 - Dead and left members are reaped after `reap_after_s`. Leaving: LEFT broadcast, no more probing.
 - Every receive path opens the secure channel first (a Dropped datagram is counted and
   ignored), then decodes strictly (swim_messages.py). Nothing a peer sends raises.
@@ -53,6 +56,7 @@ from hubhop.core.awareness import Awareness
 from hubhop.core.broadcasts import BroadcastQueue, retransmit_limit
 from hubhop.core.gossip_events import (
     GossipEvent,
+    KeyCommandDone,
     MemberAlive,
     MemberDead,
     MemberJoined,
@@ -63,6 +67,7 @@ from hubhop.core.gossip_events import (
     RttSample,
 )
 from hubhop.core.gossip_settings import GossipSettings
+from hubhop.core.key_commands import DEFAULT_TIMEOUT_S, KeyCommandReport, KeyCommands
 from hubhop.core.members import (
     Address,
     Member,
@@ -80,6 +85,7 @@ __all__ = [
     "GossipEvent",
     "GossipNode",
     "GossipSettings",
+    "KeyCommandDone",
     "MemberAlive",
     "MemberDead",
     "MemberJoined",
@@ -204,6 +210,10 @@ class GossipNode:
         # node's first record is newer than anything its previous life published.
         self._record_version = channel.epoch
         self._record_payload: bytes | None = None
+        # Keyring commands from the operator, to and from other members (key_commands.py). The
+        # wall clock (Unix seconds) is `now + wall_offset_s`; the transport sets the offset.
+        self.key_commands = KeyCommands(name, channel.keyring)
+        self.wall_offset_s = 0.0
         # Sealing overhead, measured with a real seal (it uses one seq number: harmless).
         overhead = len(channel.seal(b"")) + _SEAL_GROWTH_BYTES
         self._body_budget = settings.max_datagram_bytes - overhead - wire.COMPOUND_HEADER_BYTES
@@ -292,6 +302,29 @@ class GossipNode:
         self._record_payload = bytes(payload)
         self._publish_record()
         return self._record_version
+
+    def start_key_command(
+        self, op: str, key: bytes | None, now: float, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> bytes:
+        """Apply a keyring command (install, use, remove a key, or list) here and send it to
+        every member not held dead or left; KeyCommandDone(id) comes when all answered or the
+        timeout passed. Returns the command id; ValueError for a bad command."""
+        targets = [(m.name, m.addr) for m in self._members.values() if not m.dead_or_left]
+        gone = [m.name for m in self._members.values() if m.dead_or_left]
+        command_id = self.rng.randbytes(wire.KEY_COMMAND_ID_BYTES)
+        wall = now + self.wall_offset_s
+        sends = self.key_commands.start(
+            command_id, op, key, targets, now, wall, timeout_s, not_asked=gone
+        )
+        for addr, message in sends:
+            self._send(addr, [message])
+        if not sends:
+            self._emit(KeyCommandDone(command_id))
+        return command_id
+
+    def key_command_report(self, command_id: bytes) -> KeyCommandReport | None:
+        """The report of a finished key command (None while it runs, or once long gone)."""
+        return self.key_commands.report(command_id)
 
     def receive_datagram(
         self, data: bytes, addr: tuple[str, int], now: float, arrived: float | None = None
@@ -410,6 +443,9 @@ class GossipNode:
         want = self._wants.next_deadline()
         if want is not None:
             deadlines.append(want)
+        key_command = self.key_commands.next_deadline()
+        if key_command is not None:
+            deadlines.append(key_command)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -472,6 +508,11 @@ class GossipNode:
             self._push_pull_tick()
         if self._wants:
             self._ask_for_records(now)
+        resend, finished = self.key_commands.handle_timer(now)
+        for addr, message in resend:
+            self._send(addr, [message])
+        for command_id in finished:
+            self._emit(KeyCommandDone(command_id))
         if self._gone:
             after = self.settings.reap_after_s  # the same sum as get_timer: no float gap
             for name in [n for n, t in self._gone.items() if t + after <= now]:
@@ -716,6 +757,13 @@ class GossipNode:
                 return
             rtt_s = age - message.held
             self._emit(RttSample(sender, rtt_s * 1000.0, message.coordinate))
+        elif isinstance(message, wire.KeyCommand):
+            ack = self.key_commands.on_command(message, now + self.wall_offset_s)
+            self._send(src, [ack])
+        elif isinstance(message, wire.KeyCommandAck):
+            done = self.key_commands.on_ack(message, sender)
+            if done is not None:
+                self._emit(KeyCommandDone(done))
 
     def _on_ack(self, seq: int, arrived: float, held: float) -> None:
         probe = self._probe

@@ -22,6 +22,7 @@ from typing import Any
 
 import msgpack
 
+from hubhop.core.keyring import KEY_SIZES
 from hubhop.core.members import CODE_OF_STATE, STATE_OF_CODE, Address, MemberState
 
 MAX_NAME_CHARS = 128  # the secure channel's sender limit: a member name is a sender name
@@ -32,6 +33,14 @@ MAX_STREAM_STATES = 1_000_000  # bound on members in one push-pull: far above an
 # Dimensions a coordinate on the wire may have: Vivaldi uses 8; a few more leave room to change
 # that without a new message, and the bound keeps a reply small.
 MAX_COORDINATE_DIMENSIONS = 16
+# Key commands: the operations, the command id's size (128 random bits never collide), and
+# bounds on an answer so it always fits one datagram: a keyring's fingerprints (12 hex digits
+# each; key_commands.MAX_KEYRING_KEYS is far below the bound) and an error text.
+KEY_OPS = ("install", "use", "remove", "list")
+KEY_COMMAND_ID_BYTES = 16
+MAX_ACK_FINGERPRINTS = 32
+MAX_FINGERPRINT_CHARS = 64
+MAX_ACK_ERROR_CHARS = 300
 
 
 class MessageType(IntEnum):
@@ -53,6 +62,8 @@ class MessageType(IntEnum):
     RECORD_WANT = 14  # "send me NAME's record, at VERSION or newer": the pull that repairs
     PROBE = 15  # a latency probe: the sender's clock reading, echoed back
     PROBE_REPLY = 16  # the echo, the replier's coordinate (or nil) and how long it held the probe
+    KEY_COMMAND = 17  # an operator's keyring change (or list) for the receiver: key_commands.py
+    KEY_COMMAND_ACK = 18  # the receiver's answer to a KEY_COMMAND: ok or its error, its keyring
 
 
 class MessageError(ValueError):
@@ -183,6 +194,23 @@ class PushPullRecords:
     records: tuple[Record, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class KeyCommand:
+    command_id: bytes  # KEY_COMMAND_ID_BYTES random bytes, chosen by the originator
+    issued_at: float  # the originator's wall clock (Unix seconds) when it issued the command
+    op: str  # one of KEY_OPS
+    key: bytes | None  # the AES key (install, use, remove); None for list
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCommandAck:
+    command_id: bytes
+    ok: bool
+    error: str  # "" when ok
+    fingerprints: tuple[str, ...]  # the answerer's keyring after the command, by fingerprint
+    primary: str  # the fingerprint of the answerer's primary key
+
+
 DatagramMessage = (
     Ping
     | IndirectPing
@@ -197,6 +225,8 @@ DatagramMessage = (
     | RecordWant
     | Probe
     | ProbeReply
+    | KeyCommand
+    | KeyCommandAck
 )
 StreamMessage = PushPullRequest | PushPullReply | PushPullRecords
 
@@ -290,6 +320,17 @@ def encode_probe_reply(stamp: float, coordinate: WireCoordinate | None, held: fl
             _SINGLE_PACKER.pack(float(held)),
         )
     )
+
+
+def encode_key_command(command_id: bytes, issued_at: float, op: str, key: bytes | None) -> bytes:
+    return _packb([MessageType.KEY_COMMAND, command_id, float(issued_at), op, key])
+
+
+def encode_key_command_ack(
+    command_id: bytes, ok: bool, error: str, fingerprints: list[str], primary: str
+) -> bytes:
+    error, fingerprints = error[:MAX_ACK_ERROR_CHARS], fingerprints[:MAX_ACK_FINGERPRINTS]
+    return _packb([MessageType.KEY_COMMAND_ACK, command_id, ok, error, fingerprints, primary])
 
 
 def compound(messages: list[bytes]) -> bytes:
@@ -386,6 +427,18 @@ def _payload(value: object) -> bytes:
     return value
 
 
+def _command_id(value: object) -> bytes:
+    if type(value) is not bytes or len(value) != KEY_COMMAND_ID_BYTES:
+        raise MessageError("bad command id")
+    return value
+
+
+def _text(value: object, max_chars: int) -> str:
+    if type(value) is not str or len(value) > max_chars:
+        raise MessageError("bad text")
+    return value
+
+
 def _fields(message: list[Any], count: int) -> list[Any]:
     if len(message) != count + 1:
         raise MessageError("wrong field count")
@@ -437,6 +490,24 @@ def _decode_one(message: list[Any], kind: int) -> DatagramMessage:
             return ProbeReply(_float(stamp), _coordinate(coordinate))
         stamp, coordinate, held = _fields(message, 3)
         return ProbeReply(_float(stamp), _coordinate(coordinate), _float(held))
+    if kind == MessageType.KEY_COMMAND:
+        command_id, issued_at, op, key = _fields(message, 4)
+        if op not in KEY_OPS or (key is None) != (op == "list"):
+            raise MessageError("bad key command")
+        if key is not None and (type(key) is not bytes or len(key) not in KEY_SIZES):
+            raise MessageError("bad key")
+        return KeyCommand(_command_id(command_id), _float(issued_at), op, key)
+    if kind == MessageType.KEY_COMMAND_ACK:
+        command_id, ok, error, fingerprints, primary = _fields(message, 5)
+        if type(fingerprints) is not list or len(fingerprints) > MAX_ACK_FINGERPRINTS:
+            raise MessageError("bad fingerprints")
+        return KeyCommandAck(
+            _command_id(command_id),
+            _bool(ok),
+            _text(error, MAX_ACK_ERROR_CHARS),
+            tuple(_text(f, MAX_FINGERPRINT_CHARS) for f in fingerprints),
+            _text(primary, MAX_FINGERPRINT_CHARS),
+        )
     raise MessageError("not a datagram message")
 
 
@@ -455,6 +526,8 @@ _DATAGRAM_TYPES = frozenset(
         MessageType.RECORD_WANT,
         MessageType.PROBE,
         MessageType.PROBE_REPLY,
+        MessageType.KEY_COMMAND,
+        MessageType.KEY_COMMAND_ACK,
     }
 )
 
