@@ -7,6 +7,9 @@ Rules:
 - `allowed_lanes` and `allowed_tiers` cap what clients may claim, so an operator can keep the
   emergency lane for the apps that need it. They are kept in the canonical order of
   hubhop.core.tiers, repeats dropped. The default lane and tier must be among them.
+- `rate_per_s` and `burst` (hubhop.core.rate_limit) cap how fast a client may send; a token's
+  `allowed_models` (read by hubhop.core.config, which knows the model-name pattern) caps what
+  it may ask for.
 - Weights and delays are finite numbers of milliseconds: an infinite weight would make every
   candidate cost the same (infinity) and decide nothing.
 - Faults are collected on the table like every other section's (hubhop.core.config); this module
@@ -16,9 +19,10 @@ Rules:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from hubhop.core.rate_limit import RateLimit, parse_rate_limit
 from hubhop.core.tiers import LANES, TIERS
 
 # What happens when no candidate fits the asked tier: `next` tries the next wider tier, `any`
@@ -70,6 +74,10 @@ class RoutingConfig:
     # defaults and caps (true), or refused with 401 (false). True keeps a node without tokens,
     # and the apps already calling it, working as before.
     anonymous: bool = True
+    # Requests a client may send (hubhop.core.rate_limit): none by default, like every cap here.
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    # The models a client may ask for. None: any model (a token's `allowed_models` narrows it).
+    allowed_models: tuple[str, ...] | None = None
 
 
 class SectionReader(Protocol):
@@ -120,6 +128,7 @@ def parse_routing(t: SectionReader) -> RoutingConfig:
         ),
         max_budget=t.number("max_budget", d.max_budget, lo=0.0, hi=math.inf),
         anonymous=t.boolean("anonymous", d.anonymous),
+        rate_limit=parse_rate_limit(t, d.rate_limit),
     )
     t.finish()
     return config
@@ -127,7 +136,8 @@ def parse_routing(t: SectionReader) -> RoutingConfig:
 
 def parse_client_policy(t: SectionReader, listener: RoutingConfig) -> RoutingConfig:
     """A client token's defaults and caps (`lane`, `tier`, `spill`, `allowed_lanes`,
-    `allowed_tiers`, `max_budget`), each the listener's where the token's table does not say.
+    `allowed_tiers`, `max_budget`, `rate_per_s`, `burst`), each the listener's where the
+    token's table does not say.
     A token may be granted more than anonymous clients (the emergency lane, say); that is what
     tokens are for. The caller reads the token's other keys and calls `finish`."""
     allowed_lanes = allowed_subset(t, "allowed_lanes", LANES) if t.has("allowed_lanes") else None
@@ -145,6 +155,7 @@ def parse_client_policy(t: SectionReader, listener: RoutingConfig) -> RoutingCon
         allowed_lanes=lanes,
         allowed_tiers=tiers,
         max_budget=t.number("max_budget", listener.max_budget, lo=0.0, hi=math.inf),
+        rate_limit=parse_rate_limit(t, listener.rate_limit),
     )
 
 

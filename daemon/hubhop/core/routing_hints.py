@@ -12,7 +12,7 @@ Rules:
   tier that holds it, for reporting; the bound itself is what candidates are held to. Tier bounds
   are one-way latency (hubhop.core.tiers).
 - A lane or tier the listener does not allow is refused with 403, naming what is allowed (a max
-  latency is allowed when its tier is).
+  latency is allowed when its tier is); so is a model the client's token does not allow.
 - Headers and JSON fields share one validator per field; an error names the header or the field.
 - The ask carries the price and green weights already resolved from the config (green only for
   the batch lane), so the caller builds the scorer's request without reading the config again.
@@ -133,8 +133,17 @@ def route_ask_from_json(document: Mapping[str, Any], config: RoutingConfig) -> R
     return _ask(model, given, config)
 
 
+def check_model(model: str, config: RoutingConfig) -> None:
+    """HintError (403) when the client may not ask for `model` (a token's `allowed_models`)."""
+    allowed = config.allowed_models
+    if allowed is not None and model not in allowed:
+        message = f"{model!r} is not a model this client may use ({', '.join(allowed)})"
+        raise HintError("model", message, 403)
+
+
 def _ask(model: str, given: Mapping[str, tuple[str, object]], config: RoutingConfig) -> RouteAsk:
     """The ask from the hints present in `given` (field -> (name to report, raw value))."""
+    check_model(model, config)
     lane = config.lane
     if "lane" in given:
         lane = _one_of(*given["lane"], "lane", LANES, config.allowed_lanes)

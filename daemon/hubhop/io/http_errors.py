@@ -37,16 +37,18 @@ def error_response(
 ) -> web.Response:
     """`route`: the routing decision that led here (a 503 with nothing feasible), shown beside
     the error under "route" in either style."""
-    if is_kserve_path(path):
-        body: dict[str, object] = {"error": message}
-    else:
-        kind = _OPENAI_TYPES.get(
-            status, "server_error" if status >= 500 else "invalid_request_error"
-        )
-        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    body = error_document(path, status, message, code)
     if route is not None:
         body["route"] = route
     return web.json_response(body, status=status, headers=headers)
+
+
+def error_document(path: str, status: int, message: str, code: str | None) -> dict[str, Any]:
+    """The JSON body of an error, in the style of the API `path` belongs to."""
+    if is_kserve_path(path):
+        return {"error": message}
+    kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
 class ApiError(Exception):
