@@ -273,3 +273,19 @@ def test_a_backend_taken_out_by_a_reload_refuses_its_waiters_and_lets_holders_fi
     assert admission.offer("gpu", "standard", 1.0)[0].reason == "unknown-backend"
     with pytest.raises(ValueError, match="reserve"):
         admission.reconfigure({"npu": (1, 1)}, 1.0)
+
+
+def test_a_backend_out_of_rotation_refuses_newcomers_and_waiters_while_holders_finish() -> None:
+    admission = Admission({"gpu": (1, 0), "npu": (1, 0)})
+    holder, waiter = fill(admission, "gpu", "standard", 2)
+    settled = admission.set_ejected("gpu", "backend 'gpu' is out of rotation", 1.0)
+    assert [(t.id, t.state, t.status, t.reason) for t in settled] == [
+        (waiter.id, REFUSED, 503, "ejected")
+    ]
+    refused, _ = admission.offer("gpu", "emergency", 1.0)
+    assert (refused.status, refused.reason) == (503, "ejected")
+    assert "out of rotation" in refused.detail
+    assert admission.offer("npu", "standard", 1.0)[0].state is ADMITTED  # only gpu is out
+    assert admission.release(holder, 2.0, 0.1) == []  # the holder finished as usual
+    assert admission.set_ejected("gpu", "", 3.0) == []
+    assert admission.offer("gpu", "standard", 3.0)[0].state is ADMITTED

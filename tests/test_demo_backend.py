@@ -574,3 +574,47 @@ async def test_process_prints_ready_serves_and_stops_on_sigterm() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+# --- faults on demand ------------------------------------------------------------------------
+
+
+@bounded(10)
+async def test_the_fault_switch_makes_the_same_process_fail_hang_and_recover() -> None:
+    settings = DemoBackendSettings(
+        host="127.0.68.10", service_time=ServiceTimeDistribution.parse("const:2")
+    )
+    runner, port = await start(settings)
+    base_url = f"http://127.0.68.10:{port}"
+    chat = {"model": "demo-llm", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    infer = f"{base_url}/v2/models/demo-llm/infer"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def switch(body: dict[str, Any]) -> int:
+                async with session.post(f"{base_url}/demo/fault", json=body) as response:
+                    return response.status
+
+            assert await switch({"fault": "melt"}) == 400
+            assert await switch({"fault": "slow", "extra_ms": -1}) == 400
+            assert await switch({"fault": "error"}) == 200
+            async with session.post(f"{base_url}/v1/chat/completions", json=chat) as response:
+                assert response.status == 500
+            async with session.post(infer, json={"inputs": [ONE_INT]}) as response:
+                assert response.status == 500
+            assert await switch({"fault": "hang"}) == 200
+            with pytest.raises(TimeoutError):  # no answer: the caller gives up
+                async with asyncio.timeout(0.2):
+                    await session.post(f"{base_url}/v1/chat/completions", json=chat)
+            assert await switch({"fault": "slow", "extra_ms": 150}) == 200
+            started = time.monotonic()
+            async with session.post(f"{base_url}/v1/chat/completions", json=chat) as response:
+                assert response.status == 200
+            assert time.monotonic() - started >= 0.15
+            assert await switch({"fault": "none"}) == 200
+            async with session.post(infer, json={"inputs": [ONE_INT]}) as response:
+                assert response.status == 200
+            counted = await stats(session, base_url)
+    finally:
+        await runner.cleanup()
+    assert (counted["received"], counted["fault"]) == (5, "none")

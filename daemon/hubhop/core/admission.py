@@ -28,6 +28,9 @@ Rules:
   first; `next_deadline()` says when the next one falls due, so the adapter arms one timer for
   `expire(now)`.
 - Draining: new requests are refused 503 "draining"; waiters and holders are still served.
+- Rotation: a backend out of rotation (ejected by outlier detection, hubhop.core.
+  outlier_detection) refuses new requests and its waiters 503 "ejected", so their entry nodes
+  send them elsewhere; its holders finish. Back in rotation, it takes requests again.
 - Reload: `reconfigure` changes slots and reserves in place, so nobody holding or waiting is
   forgotten and the load a record publishes stays true across it.
 - A request for a backend this node does not front is refused 503 "unknown-backend" (the
@@ -138,12 +141,13 @@ def backend_slots(backends: Iterable[BackendConfig]) -> dict[str, tuple[int, int
 
 
 class _Backend:
-    __slots__ = ("bounds", "busy", "name", "queues", "reserve", "service_s", "slots")
+    __slots__ = ("bounds", "busy", "ejected", "name", "queues", "reserve", "service_s", "slots")
 
     def __init__(self, name: str, slots: int, reserve: int, limits: AdmissionLimits) -> None:
         self.name = name
         self.busy = 0
         self.service_s: float | None = None
+        self.ejected = ""  # why it is out of rotation; "" while in
         # Per lane, waiting ticket id -> its waiter, oldest first.
         self.queues: tuple[OrderedDict[int, _Waiter], ...] = tuple(OrderedDict() for _ in LANES)
         self.resize(slots, reserve, limits)
@@ -252,8 +256,8 @@ class Admission:
         """A copy of the counters, keyed (outcome, lane, reason).
 
         Outcomes and their reasons: admitted (free-slot, from-queue), queued (busy), refused
-        (queue-full, shed, deadline, max-wait, draining, unknown-backend), released (measured,
-        unmeasured), cancelled (waiting, holding).
+        (queue-full, shed, deadline, max-wait, draining, ejected, unknown-backend), released
+        (measured, unmeasured), cancelled (waiting, holding).
         """
         return Counter(self._counts)
 
@@ -262,6 +266,23 @@ class Admission:
 
     def set_draining(self, draining: bool = True) -> None:
         self._draining = draining
+
+    def set_ejected(self, backend: str, detail: str, now: float) -> list[Ticket]:
+        """Take `backend` out of rotation (`detail`: why, a sentence for its clients) or, with
+        "", back in. Returns the tickets this settled: its waiters, refused "ejected"."""
+        settled = self.expire(now)
+        b = self._backends.get(backend)
+        if b is None:
+            return settled
+        b.ejected = detail
+        if detail:
+            for queue in b.queues:
+                for waiter in list(queue.values()):
+                    self._unqueue(waiter)
+                    settled.append(
+                        self._refused(waiter.ticket_id, b.name, waiter.lane, "ejected", detail, b)
+                    )
+        return settled
 
     def reconfigure(self, backends: Mapping[str, tuple[int, int]], now: float) -> list[Ticket]:
         """The node's backends changed (a reload). Returns the tickets this settled.
@@ -317,6 +338,8 @@ class Admission:
         elif self._draining:
             detail = "this node is draining and takes no new requests; try another node"
             ticket = self._refused(ticket_id, backend, lane_i, "draining", detail, b)
+        elif b.ejected:
+            ticket = self._refused(ticket_id, backend, lane_i, "ejected", b.ejected, b)
         elif deadline is not None and now >= deadline:
             detail = f"the request's deadline had passed when it reached backend {b.name!r}"
             ticket = self._refused(ticket_id, backend, lane_i, "deadline", detail, b)

@@ -28,9 +28,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from hubhop.core.admission import Admission, Ticket, TicketState
 from hubhop.core.capacity import LoadSample
+from hubhop.io.deadline_timer import DeadlineTimer
+
+if TYPE_CHECKING:
+    from hubhop.io.backend_health import BackendHealth
 
 # Told a backend's busy slots, queues and service time after admission may have changed them.
 LoadListener = Callable[[str, LoadSample], None]
@@ -81,9 +86,11 @@ class AdmissionGate:
         self.admission = admission
         self._clock = clock
         self._waiters: dict[int, asyncio.Future[Ticket]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = DeadlineTimer(self._on_timer, clock)
         self._listener: LoadListener | None = None
+        # Outlier detection of these backends (hubhop.io.backend_health), once the app sets it:
+        # the request path tells it how each call to a backend ended.
+        self.health: BackendHealth | None = None
 
     def watch_load(self, listener: LoadListener | None) -> None:
         """Tell `listener` every backend's load now, then after each change (None: stop)."""
@@ -122,11 +129,14 @@ class AdmissionGate:
         if self._listener is not None:  # backends new, or back after a reload took them out
             self.watch_load(self._listener)
 
+    def set_ejected(self, backend: str, detail: str) -> None:
+        """Take `backend` out of rotation (`detail`: why) or, with "", back in; its waiters are
+        refused, and woken."""
+        self._settle(self.admission.set_ejected(backend, detail, self._clock()), backend)
+
     def close(self) -> None:
         """Stop the expiry timer (the loop is going away)."""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._timer_at = None
+        self._timer.cancel()
 
     async def _acquire(self, backend: str, lane: str, deadline: float | None) -> Ticket:
         ticket, settled = self.admission.offer(backend, lane, self._clock(), deadline)
@@ -168,17 +178,7 @@ class AdmissionGate:
             self._listener(backend, sample)
 
     def _arm(self) -> None:
-        at = self.admission.next_deadline()
-        if at == self._timer_at:
-            return
-        self.close()
-        if at is not None:
-            delay = max(0.0, at - self._clock())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer, at)
-            self._timer_at = at
+        self._timer.arm(self.admission.next_deadline())
 
-    def _on_timer(self, at: float) -> None:
-        self._timer = self._timer_at = None
-        # A loop timer may fire a hair early (loop clock resolution): the moment it was armed
-        # for has come, so expire as of then rather than re-arm for a sliver.
-        self._settle(self.admission.expire(max(self._clock(), at)))
+    def _on_timer(self, now: float) -> None:
+        self._settle(self.admission.expire(now))

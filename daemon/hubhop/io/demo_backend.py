@@ -12,6 +12,10 @@ Rules:
   the rest are aborted (503, or a stream that ends without [DONE]), so the process exits soon.
 - Every body it reads is bounded; binary tensors are consumed as a stream, never held whole.
 - Every response carries `x-backend-chip` and `x-backend-name`, so a router's choice shows.
+- Faults on demand, for fault tests: `POST /demo/fault` with {"fault": "error"} answers every
+  inference 500 at once, "hang" never answers (until the client leaves or shutdown), "slow" adds
+  `extra_ms` to every service time, "none" serves normally again. The same process goes bad and
+  recovers; `GET /demo/stats` counts every inference request `received`, faulty or not.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ BINARY_READ_CHUNK_BYTES = 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 # Retry-After on a 503: about the time a full queue of default requests takes to move on.
 RETRY_AFTER_SECONDS = 1
+# What `POST /demo/fault` may switch to (see the rules).
+FAULTS = ("none", "error", "hang", "slow")
 # Real inference times are right-skewed: a 40 ms median (a small model's prefill on one GPU)
 # with sigma 0.3 puts p99 near twice the median, like a lightly loaded vLLM.
 DEFAULT_SERVICE_TIME = ServiceTimeDistribution("lognormal", (40.0, 0.3))
@@ -168,6 +174,9 @@ class _BackendState:
     created: int  # the models' "created" timestamp: when this backend started
     draining: bool = False  # shutting down: not ready, waiting for in-flight requests
     aborting: asyncio.Event = field(default_factory=asyncio.Event)  # grace is over: cut waits
+    fault: str = "none"  # one of FAULTS
+    fault_extra_ms: float = 0.0  # added to every service time while the fault is "slow"
+    received: int = 0  # inference requests that arrived, whatever the fault made of them
 
 
 _STATE = web.AppKey("demo_backend_state", _BackendState)
@@ -187,12 +196,26 @@ async def _read_json(request: web.Request) -> object:
         raise _BadBody(413, f"request body is over {MAX_JSON_BODY_BYTES} bytes") from None
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting recurses
         raise _BadBody(400, f"request body is not valid JSON: {exc}") from None
 
 
 class _Aborted(Exception):
     """The backend is shutting down and the grace period for in-flight requests is over."""
+
+
+class _Failing(Exception):
+    """The "error" fault is on: the request is answered 500."""
+
+
+async def _misbehave(state: _BackendState) -> None:
+    """Count an inference request in, and carry out the fault switched on, if any."""
+    state.received += 1
+    if state.fault == "error":
+        raise _Failing
+    if state.fault == "hang":
+        await state.aborting.wait()  # till the client leaves (a cancel) or shutdown
+        raise _Aborted
 
 
 async def _pause(state: _BackendState, seconds: float) -> None:
@@ -211,7 +234,8 @@ async def _pause(state: _BackendState, seconds: float) -> None:
 
 async def _serve_sample(state: _BackendState) -> None:
     """Hold the caller's slot for one service-time sample (prefill, or one inference)."""
-    await _pause(state, state.settings.service_time.sample_ms(state.rng) / 1000.0)
+    extra_ms = state.fault_extra_ms if state.fault == "slow" else 0.0
+    await _pause(state, (state.settings.service_time.sample_ms(state.rng) + extra_ms) / 1000.0)
 
 
 async def _drain(app: web.Application) -> None:
@@ -261,6 +285,8 @@ def _openai_endpoint(
             return _openai_error(503, "the server is overloaded; retry later")
         except _Aborted:
             return _openai_error(503, "the server is shutting down; retry elsewhere")
+        except _Failing:
+            return _openai_error(500, "the demo backend's error fault is on")
 
     return endpoint
 
@@ -277,6 +303,7 @@ async def _generate(request: web.Request, state: _BackendState, chat: bool) -> w
     wanted = parse(await _read_json(request), settings.max_tokens)
     if wanted.model not in settings.models:
         return _model_not_found(wanted.model)
+    await _misbehave(state)
     generation = proto.Generation(
         chat=chat,
         completion_id=f"{'chatcmpl' if chat else 'cmpl'}-{state.rng.getrandbits(96):024x}",
@@ -326,6 +353,7 @@ async def _embeddings(request: web.Request, state: _BackendState) -> web.StreamR
     wanted = proto.parse_embedding_request(await _read_json(request))
     if wanted.model not in state.settings.models:
         return _model_not_found(wanted.model)
+    await _misbehave(state)
     async with state.pool.slot():
         await _serve_sample(state)
     return web.json_response(proto.embeddings_body(wanted))
@@ -416,7 +444,7 @@ async def _read_infer_request(
         header = json.loads(await request.content.readexactly(header_length))
     except asyncio.IncompleteReadError:
         raise _BadBody(400, "body is shorter than Inference-Header-Content-Length") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise _BadBody(400, f"inference header is not valid JSON: {exc}") from None
     wanted = proto.parse_infer_request(header, binary_allowed=True)
     binary_total = sum(size for _, size in wanted.binary_sizes)
@@ -435,6 +463,7 @@ async def _infer(request: web.Request) -> web.Response:
     state = request.app[_STATE]
     try:
         wanted, digests = await _read_infer_request(request)
+        await _misbehave(state)
         async with state.pool.slot():
             await _serve_sample(state)
     except _BadBody as exc:
@@ -445,6 +474,8 @@ async def _infer(request: web.Request) -> web.Response:
         return _kserve_error(503, "the server is overloaded; retry later")
     except _Aborted:
         return _kserve_error(503, "the server is shutting down; retry elsewhere")
+    except _Failing:
+        return _kserve_error(500, "the demo backend's error fault is on")
     return web.json_response(proto.infer_response_body(model, wanted, digests))
 
 
@@ -459,12 +490,35 @@ async def _stats(request: web.Request) -> web.Response:
             "in_flight": pool.in_flight,
             "queued": pool.queued,
             "served": pool.served,
+            "received": state.received,
+            "fault": state.fault,
             "rejected": pool.rejected,
             "slots": pool.slots,
             "chip": state.settings.chip,
             "models": list(state.settings.models),
         }
     )
+
+
+async def _set_fault(request: web.Request) -> web.Response:
+    """POST /demo/fault {"fault": one of FAULTS, "extra_ms": N (for "slow")}: switch it."""
+    state = request.app[_STATE]
+    try:
+        body = await _read_json(request)
+    except _BadBody as exc:
+        return web.json_response({"error": exc.message}, status=exc.status)
+    fault = body.get("fault") if isinstance(body, dict) else None
+    extra_ms = body.get("extra_ms", 0.0) if isinstance(body, dict) else None
+    if fault not in FAULTS:
+        return web.json_response({"error": f"fault must be one of {', '.join(FAULTS)}"}, status=400)
+    if (
+        isinstance(extra_ms, bool)
+        or not isinstance(extra_ms, int | float)
+        or not 0 <= extra_ms < math.inf
+    ):
+        return web.json_response({"error": "extra_ms must be a number of ms >= 0"}, status=400)
+    state.fault, state.fault_extra_ms = fault, float(extra_ms)
+    return web.json_response({"fault": fault, "extra_ms": float(extra_ms)})
 
 
 def build_app(settings: DemoBackendSettings, rng: random.Random) -> web.Application:
@@ -493,6 +547,7 @@ def build_app(settings: DemoBackendSettings, rng: random.Random) -> web.Applicat
         app.router.add_get(model_path + "/ready", _model_ready)
         app.router.add_post(model_path + "/infer", _infer)
     app.router.add_get("/demo/stats", _stats)
+    app.router.add_post("/demo/fault", _set_fault)
     return app
 
 
