@@ -12,13 +12,14 @@ Rules:
   `Host` and the body's framing (hubhop.io.http1_messages).
 - Connections to backends and peer daemons are pooled keep-alive HTTP/1.1 connections
   (hubhop.io.upstream_pool), bounded per backend; those to peers leave from this daemon's own
-  address (`HttpSettings.peer_host`).
+  address (`HttpSettings.peer_host`). A peer at an https:// URL (mutual TLS) is reached with
+  the client context given at construction, its certificate checked for the peer's node name.
 - Failures before the answer starts become JSON errors: 503 backend unreachable (no connection,
   or none within `backend_connect_timeout_s`: nothing was sent, so the router may re-route), 504
   backend too slow (no full answer within `backend_timeout_s`), 502 broken answer, 413 body over
-  the limit. Once the answer has started the status line is gone, so a failure mid-stream can
-  only cut the connection, which the client sees as a truncated answer rather than a silently
-  short one.
+  the limit. Once the answer has started the status line is gone: a failure mid-stream ends an
+  event stream with an error event, and cuts any other answer's connection, which the client
+  sees as a truncated answer rather than a silently short one (hubhop.io.cut_stream).
 - A request without a body whose method may be repeated (GET, HEAD, ...) is sent once more on a
   fresh connection when a reused one broke before any byte of an answer came: the upstream
   closed it as it was being reused (RFC 9112 section 9.3.1), as aiohttp's client does.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +44,7 @@ from multidict import CIMultiDict
 
 from hubhop.core.config import BackendConfig, HttpSettings
 from hubhop.core.headers import REQUEST_ID_HEADER, end_to_end
+from hubhop.io.cut_stream import end_cut_answer
 from hubhop.io.http1_messages import AnswerHead, BrokenAnswer, request_head
 from hubhop.io.http_errors import ApiError
 from hubhop.io.upstream_connection import RequestBodyFailed, UpstreamConnection
@@ -149,8 +152,9 @@ class BackendPool:
     """Pooled connections to this node's backends and to peer daemons, and how many requests
     each backend has in flight."""
 
-    def __init__(self, settings: HttpSettings) -> None:
+    def __init__(self, settings: HttpSettings, peer_tls: ssl.SSLContext | None = None) -> None:
         self._settings = settings
+        self._peer_tls = peer_tls  # the client context for peers under mutual TLS
         self._pool: UpstreamPool | None = None
         # Peers take a forwarded request only from an address a member's record names: ours is
         # the advertised (else the listen) address, so connections to peers leave from it.
@@ -161,7 +165,9 @@ class BackendPool:
 
     async def start(self) -> None:
         self._pool = UpstreamPool(
-            self._settings.max_connections_per_backend, self._settings.backend_connect_timeout_s
+            self._settings.max_connections_per_backend,
+            self._settings.backend_connect_timeout_s,
+            tls=self._peer_tls,
         )
 
     async def close(self) -> None:
@@ -208,7 +214,9 @@ class BackendPool:
         assert pool is not None, "BackendPool.start() was not awaited"
         peer = isinstance(backend, Upstream) and backend.peer
         url = self._url_parts(backend.url)
-        origin = (url.host, url.port, self._peer_source if peer else None)
+        # Over TLS, the peer's certificate must name the node (backend.name) the route chose.
+        server_name = backend.name if url.tls else None
+        origin = (url.host, url.port, self._peer_source if peer else None, server_name)
         headers = end_to_end(
             request.headers.items(),
             request.headers.getall("Connection", ()),
@@ -306,16 +314,19 @@ class _UrlParts:
     port: int
     host_header: str  # host[:port], as the URL spells it
     path: str  # a path the base URL carries, prefixed to every request's
+    tls: bool  # https: only peer daemons under mutual TLS (backends are http://, by config)
 
     @staticmethod
     def of(url: str) -> _UrlParts:
         parts = urlsplit(url)
         assert parts.hostname is not None, f"{url!r} has no host"  # the config checks this
+        tls = parts.scheme == "https"
         return _UrlParts(
             parts.hostname,
-            parts.port or 80,
+            parts.port or (443 if tls else 80),
             parts.netloc.rpartition("@")[2],
             parts.path.rstrip("/"),
+            tls,
         )
 
 
@@ -410,12 +421,14 @@ class Opened:
             self.close()
             if self._streaming is None:
                 raise self.failure(exc) from None
-            # The status line is gone: cutting the connection is how the client learns that
-            # the answer is short (its length or last chunk never comes).
+            # The status line is gone: an error event, or a cut connection (hubhop.io.cut_stream).
             log.warning("backend %s failed mid-answer to %s: %s", self.name, request.remote, exc)
-            if request.transport is not None:
-                request.transport.close()
-            return self._streaming
+            message = (
+                f"{self.name} did not finish its answer in time"
+                if isinstance(exc, TimeoutError)
+                else f"{self.name} failed mid-answer: {exc}"
+            )
+            return await end_cut_answer(request, self._streaming, message)
         except BaseException:
             self.close()
             raise
