@@ -10,7 +10,9 @@ Lifecycle rules:
   loop that blocks stops the pings and systemd restarts the service.
 - SIGHUP: read and validate the file again; swap it in whole, or keep the old one and log why.
   Settings bound at start (node name, listen address, connection pool size) need a restart, so
-  a reload that changes them is refused rather than half-applied. RELOADING=1 with
+  a reload that changes them is refused rather than half-applied. The TLS files' contents
+  are read again into the live contexts (certificate rotation, hubhop.io.peer_tls), their
+  paths need a restart; files that do not load leave the running ones in place. RELOADING=1 with
   MONOTONIC_USEC= goes out first and READY=1 after, as systemd's Type=notify-reload expects.
 - SIGTERM or SIGINT: STOPPING=1, readiness answers 503, new work is refused, the listener
   closes, in-flight requests get up to `lifecycle.drain_grace_s` to finish, then everything
@@ -26,6 +28,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,14 +37,25 @@ from typing import Any
 
 from aiohttp import web
 
-from hubhop.core.admission import Admission, backend_slots
+from hubhop import __version__
+from hubhop.core.admission import Admission
 from hubhop.core.config import ConfigError, NodeConfig
+from hubhop.core.outlier_detection import Rotation, RotationChange
 from hubhop.io import loop as event_loop
+from hubhop.io.admin_socket import AdminServer, AdminSocketError
 from hubhop.io.admission_gate import AdmissionGate
+from hubhop.io.backend_health import BackendHealth
 from hubhop.io.backend_proxy import BackendPool
+from hubhop.io.client_listener import ClientSite
 from hubhop.io.config_file import load_config
+from hubhop.io.gossip_admin import GossipAdmin
 from hubhop.io.gossip_service import GossipService
 from hubhop.io.local_endpoint import EndpointState, build_endpoint_app
+from hubhop.io.node_metrics import NodeMetrics
+from hubhop.io.peer_listener import PeerListener
+from hubhop.io.peer_tls import PeerTls
+from hubhop.io.recent_log import RecentLog
+from hubhop.io.request_log import install_request_log
 from hubhop.io.request_router import Cluster
 from hubhop.io.sd_notify import SdNotifier, watchdog_loop
 from hubhop.scoring.scorer import Scorer
@@ -68,6 +82,10 @@ def restart_only_changes(old: NodeConfig, new: NodeConfig) -> list[str]:
         changed.append("latency (its probe tuning)")
     if old.wan != new.wan:
         changed.append("wan")
+    if old.admin != new.admin:
+        changed.append("admin.socket")
+    if old.tls != new.tls:
+        changed.append("tls (its paths, plaintext, peer_listen; the files' contents reload)")
     return changed
 
 
@@ -80,15 +98,38 @@ class Node:
     notifier: SdNotifier = field(default_factory=SdNotifier.from_environ)
     state: EndpointState = field(init=False)
     pool: BackendPool = field(init=False)
+    metrics: NodeMetrics = field(init=False)
     _runner: web.AppRunner | None = field(default=None, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     bound_port: int = field(default=0, init=False)
     gossip: GossipService | None = field(default=None, init=False)
+    health: BackendHealth = field(init=False)
+    # Mutual TLS between daemons ([tls] files): the contexts, and the listener peers call.
+    peer_tls: PeerTls | None = field(default=None, init=False)
+    peer_listener: PeerListener | None = field(default=None, init=False)
+    # The admin API ([admin] socket: hubhop status, hubhop keys) and what it reports from.
+    admin: AdminServer | None = field(default=None, init=False)
+    gossip_admin: GossipAdmin | None = field(default=None, init=False)
+    recent_log: RecentLog = field(default_factory=RecentLog, init=False)
+    phase: str = field(default="starting", init=False)  # starting, ready, draining
+    started_at: float = field(default_factory=time.monotonic, init=False)
 
     def __post_init__(self) -> None:
         self.state = EndpointState(self.config)
         self.state.gate = AdmissionGate(Admission.for_backends(self.config.backends))
-        self.pool = BackendPool(self.config.http)
+        # Outlier detection: the request path reports to it through the gate.
+        self.health = BackendHealth(self.config, self.state.gate)
+        self.metrics = self.state.metrics = NodeMetrics()  # its own registry: GET /metrics
+        self.metrics.watch_node(
+            lambda: self.config,
+            lambda: None if self.state.gate is None else self.state.gate.admission,
+            lambda: self.gossip,
+        )
+        if self.config.tls.mutual_tls:
+            self.peer_tls = PeerTls(self.config.tls)
+        self.pool = BackendPool(
+            self.config.http, None if self.peer_tls is None else self.peer_tls.client
+        )
         self.scorer = Scorer(self.config.node.name)
 
     def sample_load(self) -> dict[str, tuple[float, tuple[float, float, float], float]]:
@@ -106,6 +147,7 @@ class Node:
         return f"http://{host}:{self.bound_port}"
 
     async def start(self) -> None:
+        await self.start_admin()  # first: `hubhop status` says "starting" during the warm-up
         await self.pool.start()
         app = build_endpoint_app(self.state, self.pool)
         self._runner = web.AppRunner(
@@ -118,10 +160,12 @@ class Node:
         )
         await self._runner.setup()
         listen = self.config.http.listen
-        site = web.TCPSite(self._runner, listen.host, listen.port, reuse_address=True)
+        # Apps' connections, held to [http]'s listener limits as they stand when each opens.
+        site = ClientSite(self._runner, listen.host, listen.port, lambda: self.config.http.limits)
         await site.start()
         self.bound_port = self._runner.addresses[0][1]
         self.warm_kernels()
+        self.health.watch(self._rotation_changed)
         if self.config.gossip is not None:
             # This node's rows in the routing table take busy slots and queues from admission
             # as they change, not from the record last published (hubhop.scoring.candidates).
@@ -129,22 +173,83 @@ class Node:
             own_rows = partial(self.scorer.table.set_live_load, self.config.node.name)
             self.state.gate.watch_load(own_rows)
             http_addr = self.url.removeprefix("http://")
-            self.gossip = GossipService(self.config, http_addr, self.sample_load, self.scorer)
+            if self.peer_tls is not None:  # records name the peer listener: peers call that
+                self.peer_listener = PeerListener(self.state, self.pool, self.peer_tls.server)
+                await self.peer_listener.start(self.config)
+                http_addr = self.peer_listener.address(self.config)
+            self.gossip = GossipService(
+                self.config, http_addr, self.sample_load, self.scorer, self.health.in_rotation
+            )
             await self.gossip.start()
+            self.gossip_admin = GossipAdmin(self.gossip)
+            self.metrics.watch_gossip(self.gossip)
             self.state.members = self.gossip.members
             self.state.peers = self.gossip.peers
             self.state.probe_status = self.gossip.probe_status
             self.state.rtt = self.gossip.rtt_json
             gossip = self.gossip
             self.state.cluster = Cluster(
-                self.scorer, gossip.peer_addr, gossip.is_member_host, lambda: gossip.wan
+                self.scorer,
+                gossip.peer_addr,
+                gossip.is_member_host,
+                lambda: gossip.wan,
+                mutual_tls=self.peer_tls is not None,
             )
         interval = self.notifier.watchdog_interval_s()
         if interval is not None:
             self._spawn(watchdog_loop(self.notifier, interval))
         status = f"serving on {self.url}, {len(self.config.backends)} backend(s)"
         self.notifier.ready(status)
+        self.phase = "ready"
         log.info("node %s (%s) %s", self.config.node.name, self.config.node.role, status)
+
+    async def start_admin(self) -> None:
+        """Serve the admin API when [admin] names a socket; AdminSocketError when it cannot."""
+        path = self.config.admin.socket
+        if path is None or self.admin is not None:
+            return
+        self.recent_log.install()
+        admin = AdminServer(path, self.status, lambda: self.gossip_admin)
+        try:
+            await admin.start()
+        except AdminSocketError:
+            self.recent_log.uninstall()
+            raise
+        self.admin = admin
+
+    async def stop_admin(self) -> None:
+        if self.admin is not None:
+            await self.admin.close()
+            self.admin = None
+            self.recent_log.uninstall()
+
+    def status(self) -> dict[str, Any]:
+        """What `hubhop status` shows: this node, its phase, its view of the cluster, and the
+        last warnings it logged. Keys by fingerprint only."""
+        config = self.config
+        listening: dict[str, str | None] = {
+            "http": self.url.removeprefix("http://") if self.bound_port else None,
+            "gossip": None if config.gossip is None else str(config.gossip.bind),
+            "admin": config.admin.socket,
+        }
+        if config.tls.peer_listen is not None:
+            listening["peer_tls"] = "{}:{}".format(*config.tls.peer_listen)
+        gossip = self.gossip_admin
+        return {
+            "node": config.node.name,
+            "role": config.node.role,
+            "region": config.node.region,
+            "city": config.node.city,
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "readiness": self.phase,
+            "listening": listening,
+            "members": None if gossip is None else gossip.members_status(),
+            "table": None if gossip is None else gossip.table_status(),
+            "keyring": None if gossip is None else gossip.keyring_status(),
+            "recent_errors": self.recent_log.recent(),
+        }
 
     def warm_kernels(self) -> None:
         """Compile or load the routing kernels now, so no request pays for it."""
@@ -152,6 +257,15 @@ class Node:
 
         seconds = kernels.warm_up()
         log.info("routing kernels ready (%s) in %.2f s", kernels.IMPLEMENTATION, seconds)
+
+    def _rotation_changed(self, changes: list[RotationChange]) -> None:
+        """A backend left rotation, came back or took a slow-start step: say so, and publish
+        the record at once so other entries route by it (its slots changed)."""
+        for change in changes:
+            level = logging.WARNING if change.rotation is Rotation.EJECTED else logging.INFO
+            log.log(level, "outlier detection: %s", change.detail)
+        if self.gossip is not None and self.gossip.node is not None:
+            self.gossip.publish()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -176,35 +290,45 @@ class Node:
                 log.error("reload refused, keeping the running config: %s", fault)
             self.notifier.ready("reload refused; running config kept (see log)")
             return False
-        if new.backends != self.config.backends:
-            # In place: holders and waiters are kept, so the load a record shows stays true.
-            assert self.state.gate is not None
-            self.state.gate.reconfigure(backend_slots(new.backends))
+        if new.backends != self.config.backends or new.outlier != self.config.outlier:
+            # In place: holders and waiters are kept, so the load a record shows stays true;
+            # a backend in slow start keeps the slots outlier detection allows it.
+            self.health.reconfigure(new)
         self.config = new
         self.state.config = new
         if self.gossip is not None:
             self.gossip.reconfigure(new)
         logging.getLogger().setLevel(new.log.level.upper())
-        self.notifier.ready(f"reloaded; serving on {self.url}, {len(new.backends)} backend(s)")
+        tls_kept = self.peer_tls is not None and not self.peer_tls.reload()
+        kept = "; TLS files refused, running certificates kept (see log)" if tls_kept else ""
+        status = f"reloaded; serving on {self.url}, {len(new.backends)} backend(s){kept}"
+        self.notifier.ready(status)
         log.info("reloaded %s", self.config_path)
-        return True
+        return not tls_kept
 
     async def drain_and_stop(self) -> None:
         grace = self.config.lifecycle.drain_grace_s
         self.notifier.stopping()
+        self.phase = "draining"
         self.state.draining = True
         if self.state.gate is not None:
             self.state.gate.admission.set_draining(True)
         log.info("draining: in-flight requests get up to %.1f s", grace)
         if self.gossip is not None:
             await self.gossip.stop()  # peers learn at once that this node is leaving
+        # Both listeners close at once, and their handlers share the one grace.
+        stopping = [] if self.peer_listener is None else [self.peer_listener.stop()]
         if self._runner is not None:
-            await self._runner.cleanup()  # closes the listener, waits for handlers up to grace
+            # closes the listener, waits for handlers up to grace
+            stopping.append(self._runner.cleanup())
             self._runner = None
+        await asyncio.gather(*stopping)
         await self.pool.close()
+        self.health.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.stop_admin()  # last: `hubhop status` says "draining" until the end
         self.notifier.close()
         log.info("stopped")
 
@@ -237,8 +361,12 @@ async def serve(config: NodeConfig, config_path: Path | None, stop: asyncio.Even
     try:
         try:
             await node.start()
+        except AdminSocketError as exc:
+            log.error("cannot serve the admin API: %s", exc)
+            return 1
         except OSError as exc:
             log.error("cannot listen on %s: %s", config.http.listen, exc.strerror or exc)
+            await node.stop_admin()
             await node.pool.close()
             return 1
         freeze_start_up_heap()
@@ -279,6 +407,7 @@ def freeze_start_up_heap() -> None:
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format=LOG_FORMAT, force=True)
+    install_request_log(sys.stderr)  # [log] requests: JSON lines, whatever the level
 
 
 def run_node(config: NodeConfig, config_path: str | Path | None, loop_kind: str = "auto") -> int:

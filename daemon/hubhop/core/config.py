@@ -15,17 +15,19 @@ This module is pure: it takes the document's text; reading the file is the calle
 from __future__ import annotations
 
 import base64
-import binascii
 import ipaddress
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
+from hubhop.core.admin_config import AdminConfig, parse_admin
 from hubhop.core.client_tokens import SHA256_HEX, TOKEN_NAME, ClientToken
+from hubhop.core.listener_limits import ListenerLimits, parse_listener_limits
+from hubhop.core.outlier_config import OutlierSettings, parse_outlier
 from hubhop.core.routing_config import RoutingConfig, parse_client_policy, parse_routing
-from hubhop.core.tls_config import TlsConfig, tls_faults
+from hubhop.core.tls_config import CHOOSE_TLS, TlsConfig, peer_listen_faults, tls_faults
 from hubhop.core.toml_table import TomlTable, kind
 
 ROLES = ("edge", "city", "hub")
@@ -96,6 +98,8 @@ class HttpSettings:
     # The address peers reach this daemon's HTTP side at, when `listen` cannot say it (a
     # wildcard). None: the listen address, which is the usual case of one address per node.
     advertise: str | None = None
+    # Request head sizes, open connections, idle time (hubhop.core.listener_limits).
+    limits: ListenerLimits = field(default_factory=ListenerLimits)
 
     @property
     def peer_host(self) -> str | None:
@@ -135,6 +139,10 @@ class GossipConfig:
     keys: tuple[str, ...] = ()
     keyring_file: str = ""
     tuning: tuple[tuple[str, float], ...] = ()
+    # Where the keyring is kept after a rotation (`hubhop keys`), an absolute path: written on
+    # every change, and read in preference to keys/keyring_file at start when it exists (those
+    # are then only the first seed). "" when not set: a rotation lasts until the next restart.
+    keyring_state_file: str = ""
 
 
 # Latency probing a config may override (hubhop.core.latency_monitor.ProbeSettings holds the
@@ -187,6 +195,11 @@ class KernelSettings:
 class LogSettings:
     # "info" logs lifecycle events and faults, not every request.
     level: str = "info"
+    # One JSON line per routed request (logger hubhop.requests, hubhop.io.request_log). Off:
+    # a line per request at thousands a second floods journald past its rate limit and costs
+    # CPU on every request, and who asked for which model when is itself metadata a site
+    # chooses to keep. An operator who must answer "why did this go there" turns it on.
+    requests: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,6 +243,10 @@ class NodeConfig:
     backends: tuple[BackendConfig, ...] = ()
     # How requests travel between daemons: mutual TLS, or plain TCP for a lab (core.tls_config).
     tls: TlsConfig = field(default_factory=TlsConfig)
+    # The admin socket (`hubhop status`, `hubhop keys`); none unless configured (admin_config).
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    # When a failing or slow backend leaves rotation and how it returns (core.outlier_config).
+    outlier: OutlierSettings = field(default_factory=OutlierSettings)
 
     def backends_for(self, protocol: str, model: str) -> tuple[BackendConfig, ...]:
         return tuple(b for b in self.backends if b.speaks(protocol) and b.serves(model))
@@ -247,7 +264,9 @@ def parse_config(text: str, source: str) -> NodeConfig:
     """Parse and validate a whole config document; raise ConfigError listing every fault."""
     try:
         document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    # TOMLDecodeError is a ValueError; tomllib also raises a bare ValueError for an integer of
+    # over 4300 digits, and RecursionError for arrays nested about a thousand deep.
+    except (ValueError, RecursionError) as exc:
         raise ConfigError([f"{source}: invalid TOML: {exc}"]) from None
     faults: list[str] = []
     config = _build(_Table(document, "", source, faults))
@@ -284,6 +303,7 @@ def _build(root: _Table) -> NodeConfig | None:
             "max_connections_per_backend", d.max_connections_per_backend, lo=1, hi=65536
         ),
         advertise=_advertise(http_t) if http_t.has("advertise") else None,
+        limits=parse_listener_limits(http_t),
     )
     http_t.finish()
 
@@ -296,7 +316,10 @@ def _build(root: _Table) -> NodeConfig | None:
     life_t.finish()
 
     log_t = root.table("log")
-    log = LogSettings(level=log_t.choice("level", LOG_LEVELS, default=LogSettings.level))
+    log = LogSettings(
+        level=log_t.choice("level", LOG_LEVELS, default=LogSettings.level),
+        requests=log_t.boolean("requests", LogSettings.requests),
+    )
     log_t.finish()
 
     kernels_t = root.table("kernels")
@@ -311,6 +334,13 @@ def _build(root: _Table) -> NodeConfig | None:
     wan = _wan(root) if root.has("wan") else None
     routing = parse_routing(root.table("routing")) if root.has("routing") else RoutingConfig()
     tls = _tls(root) if root.has("tls") else TlsConfig()
+    admin = parse_admin(root.table("admin")) if root.has("admin") else AdminConfig()
+    outlier = parse_outlier(root.table("outlier")) if root.has("outlier") else OutlierSettings()
+    listen = (http.listen.host, http.listen.port)
+    for key, message in peer_listen_faults(tls, listen, http.advertise, WILDCARD_HOSTS):
+        root.fault(f"tls.{key}", message)
+    if gossip is not None and not root.has("tls"):
+        root.fault("tls", CHOOSE_TLS)
     if gossip is not None and http.peer_host is None:
         root.fault(
             "http.advertise",
@@ -343,6 +373,8 @@ def _build(root: _Table) -> NodeConfig | None:
         tokens=tokens,
         backends=backends,
         tls=tls,
+        admin=admin,
+        outlier=outlier,
     )
 
 
@@ -372,7 +404,7 @@ def _gossip(root: _Table) -> GossipConfig:
     for key in keys:
         try:
             length = len(base64.b64decode(key, validate=True))
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a key that is not ASCII
             t.fault("keys", "a key is not valid base64")
             continue
         if length not in AES_KEY_LENGTHS:
@@ -380,11 +412,16 @@ def _gossip(root: _Table) -> GossipConfig:
     keyring_file = t.string("keyring_file")
     if keyring_file and not keyring_file.startswith("/"):
         t.fault("keyring_file", f"{keyring_file!r} must be an absolute path")
+    keyring_state_file = t.string("keyring_state_file")
+    if keyring_state_file and not keyring_state_file.startswith("/"):
+        t.fault("keyring_state_file", f"{keyring_state_file!r} must be an absolute path")
+    elif keyring_state_file and keyring_state_file == keyring_file:
+        t.fault("keyring_state_file", "must differ from keyring_file, which is only the seed")
     if bool(keys) == bool(keyring_file):
         t.fault("keys", "give exactly one of keys or keyring_file: gossip is always encrypted")
     tuning = t.tuning(GOSSIP_TUNABLES)
     t.finish()
-    return GossipConfig(bind, seeds, keys, keyring_file, tuning)
+    return GossipConfig(bind, seeds, keys, keyring_file, tuning, keyring_state_file)
 
 
 def _latency(root: _Table) -> LatencyConfig:
@@ -428,6 +465,9 @@ def _token(t: _Table, listener: RoutingConfig) -> ClientToken:
     name = t.string("name", required=True, pattern=TOKEN_NAME)
     digest_hex = t.string("sha256", required=True, pattern=SHA256_HEX)
     routing = parse_client_policy(t, listener)
+    if t.has("allowed_models"):
+        models = t.string_list("allowed_models", pattern=MODEL_PATTERN)
+        routing = replace(routing, allowed_models=models)
     t.finish()
     digest = bytes.fromhex(digest_hex) if SHA256_HEX.fullmatch(digest_hex) else b""
     return ClientToken(name=name, digest=digest, routing=routing)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 from hubhop.core.config import ConfigError, GossipConfig, NodeConfig, parse_config
@@ -23,20 +24,24 @@ def load_config(path: str | Path) -> NodeConfig:
 
 
 def check_referenced_files(config: NodeConfig) -> None:
-    """Read the files the config names (the gossip keyring, the emulated WAN's topology) and
-    raise ConfigError with every fault, so a node never starts on a file it cannot use."""
+    """Read the files the config names (the gossip keyring, the emulated WAN's topology, the
+    TLS files) and raise ConfigError with every fault, so a node never starts on a file it
+    cannot use."""
     from hubhop.io.emulated_wan import wan_model
+    from hubhop.io.keyring_state import load_gossip_keyring
+    from hubhop.io.tls_files import tls_file_faults
 
     faults: list[str] = []
     if config.gossip is not None:
         try:
-            load_keyring(config.gossip)
+            load_gossip_keyring(config.gossip)  # the state file of a rotation, when present
         except ConfigError as error:
             faults.extend(error.faults)
     try:
         wan_model(config)
     except ConfigError as error:
         faults.extend(error.faults)
+    faults.extend(tls_file_faults(config, datetime.datetime.now(datetime.UTC)))
     if faults:
         raise ConfigError(faults)
 

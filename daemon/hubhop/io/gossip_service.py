@@ -1,8 +1,9 @@
 """Gossip in the daemon: membership and the capacity table, kept live and fed to the router.
 
 Rules:
-- The keyring comes from the config (inline keys or a keyring file, one base64 key per line);
-  a node never gossips in the clear.
+- The keyring comes from the config (inline keys or a keyring file, one base64 key per line),
+  or from the keyring state file a rotation left (hubhop.io.keyring_state); a node never
+  gossips in the clear.
 - The channel's epoch is the wall-clock boot time in ns, so a restarted node's datagrams are
   newer than its previous life's and a replay of the old ones is refused.
 - This node publishes its own capacity record at start, then checks every
@@ -30,14 +31,14 @@ from typing import Any, TypeVar
 from hubhop.core import swim
 from hubhop.core.capacity import CapacityRecord, encode_record, host_of, record_from_config
 from hubhop.core.capacity_table import CapacityTable, RecordRemoved, RecordUpdated
-from hubhop.core.config import NodeConfig
+from hubhop.core.config import BackendConfig, NodeConfig
 from hubhop.core.latency_monitor import Estimate, LatencyMonitor, ProbeSettings, to_wire
 from hubhop.core.republish import RepublishPolicy
 from hubhop.core.secure_channel import SecureChannel
 from hubhop.core.vivaldi import Coordinate
-from hubhop.io.config_file import load_keyring
 from hubhop.io.emulated_wan import open_wan
 from hubhop.io.gossip_transport import GossipTransport
+from hubhop.io.keyring_state import keyring_saver, load_gossip_keyring
 from hubhop.io.wan_delay import WanDelay
 from hubhop.scoring.candidates import BackendLoad
 from hubhop.scoring.route import scoring_model
@@ -79,19 +80,26 @@ def republish_policy(config: NodeConfig) -> RepublishPolicy:
 
 class GossipService:
     def __init__(
-        self, config: NodeConfig, http_addr: str, sample_load: LoadSampler, scorer: Scorer
+        self,
+        config: NodeConfig,
+        http_addr: str,
+        sample_load: LoadSampler,
+        scorer: Scorer,
+        in_rotation: Callable[[tuple[BackendConfig, ...]], tuple[BackendConfig, ...]] | None = None,
     ) -> None:
+        """`in_rotation`: the backends as the node offers them now (outlier detection: the
+        ejected left out, fewer slots in slow start), for its record."""
         assert config.gossip is not None
         self.config = config
+        self.in_rotation = in_rotation
         self.gossip = config.gossip
         self.http_addr = http_addr
         self.sample_load = sample_load
         self.scorer = scorer
         self.table = CapacityTable()
         self.policy = republish_policy(config)
-        self.channel = SecureChannel(
-            load_keyring(self.gossip), config.node.name, time.time_ns(), random.Random()
-        )
+        keyring, self.keyring_source = load_gossip_keyring(self.gossip)
+        self.channel = SecureChannel(keyring, config.node.name, time.time_ns(), random.Random())
         bind = (self.gossip.bind.host, self.gossip.bind.port)
         self.node: swim.GossipNode | None = None
         self.transport: GossipTransport | None = None
@@ -130,6 +138,10 @@ class GossipService:
             random.Random(),
             time.monotonic(),
         )
+        # Key commands (hubhop keys) judge freshness by the wall clock; a rotation is saved.
+        self.node.wall_offset_s = time.time() - time.monotonic()
+        if self.gossip.keyring_state_file:
+            self.node.key_commands.save = keyring_saver(self.gossip.keyring_state_file)
         self.latency = LatencyMonitor(
             self.config.node.name,
             self.config.latency.hubs,
@@ -156,8 +168,11 @@ class GossipService:
             c = self.latency.coordinate
             coordinate, error, height = c.vec, c.error, c.height
             links = self.latency.links(self.transport.now if self.transport else 0.0)
+        config = self.config
+        if self.in_rotation is not None:
+            config = dataclasses.replace(config, backends=self.in_rotation(config.backends))
         return record_from_config(
-            self.config,
+            config,
             str(self.gossip.bind),
             self.http_addr,
             self.sample_load(),

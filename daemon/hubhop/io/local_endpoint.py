@@ -11,6 +11,9 @@ Rules:
 - With `[[tokens]]` configured, a client is known by its bearer token and gets that token's
   routing defaults and caps; a wrong token is a 401, no token is the listener's policy or a 401
   (`[routing] anonymous`); health probes need none. The token never goes upstream.
+- A client past its rate limit (hubhop.core.rate_limit; the clients without a token share one
+  bucket) is answered 429 with Retry-After before anything is read, routed or admitted. Health
+  probes and requests peer daemons pass on are not counted: their client was, at its entry.
 - Every failure is a JSON error in the client's API style; the daemon keeps serving.
 - While draining, readiness answers 503 and new work is refused with 503 so a load balancer or a
   client retries elsewhere; requests already in flight run to completion.
@@ -35,10 +38,13 @@ from hubhop.core.client_tokens import ClientToken, TokenError, identify
 from hubhop.core.config import NodeConfig
 from hubhop.core.headers import REQUEST_ID_HEADER, valid_request_id
 from hubhop.core.local_choice import pick_backend
-from hubhop.core.routing_hints import HintError, route_ask_from_json
+from hubhop.core.rate_limit import ANONYMOUS, ClientBuckets, RateLimit, retry_after_s
+from hubhop.core.routing_hints import HintError, check_model, route_ask_from_json
 from hubhop.io.admission_gate import AdmissionGate
 from hubhop.io.backend_proxy import REFUSED_HEADER, BackendPool, LimitedBody
 from hubhop.io.http_errors import ApiError, error_response
+from hubhop.io.lab_controls import lab_routes
+from hubhop.io.node_metrics import NodeMetrics
 from hubhop.io.request_router import (
     TARGET_HEADER,
     Call,
@@ -47,6 +53,7 @@ from hubhop.io.request_router import (
     serve_forwarded,
     served_headers,
 )
+from hubhop.io.request_trace import CLIENT_NAME, TRACE, observed
 from hubhop.scoring.route import decide_route, route_json
 from hubhop.scoring.table_view import QueryError, parse_table_query, table_json
 
@@ -72,10 +79,25 @@ class EndpointState:
     cluster: Cluster | None = None
     # Admission to this node's backends; the app sets it before serving.
     gate: AdmissionGate | None = None
+    # This node's metrics (GET /metrics) and the hooks that count requests; the app sets them.
+    metrics: NodeMetrics | None = None
     # The config as each token's client sees it (its routing policy), for the config in force.
     _client_configs: tuple[NodeConfig | None, dict[str, NodeConfig]] = field(
         default_factory=lambda: (None, {})
     )
+    # Every rate-limited client's bucket, and the config they were last fitted to.
+    _buckets: ClientBuckets = field(default_factory=ClientBuckets)
+    _buckets_for: NodeConfig | None = None
+
+    def rate_wait(self, client: str) -> float:
+        """0.0 when `client` (a token's name, or ANONYMOUS) may send a request now, else the
+        seconds until it may. The buckets follow the config in force (a reload)."""
+        if self._buckets_for is not self.config:
+            self._buckets.reconfigure(client_rate_limits(self.config), time.monotonic())
+            self._buckets_for = self.config
+        if client not in self._buckets:  # no limit: no clock read either
+            return 0.0
+        return self._buckets.take(client, time.monotonic())
 
     def config_for(self, token: ClientToken) -> NodeConfig:
         """The config in force, with the routing policy of `token`'s client."""
@@ -86,6 +108,13 @@ class EndpointState:
         if token.name not in configs:
             configs[token.name] = replace(self.config, routing=token.routing)
         return configs[token.name]
+
+
+def client_rate_limits(config: NodeConfig) -> dict[str, RateLimit]:
+    """Each client's rate limit under `config`: every token's, and the anonymous clients'."""
+    limits = {token.name: token.routing.rate_limit for token in config.tokens}
+    limits[ANONYMOUS] = config.routing.rate_limit
+    return limits
 
 
 STATE_KEY = web.AppKey("hubhop_state", EndpointState)
@@ -120,15 +149,30 @@ async def errors_and_request_ids(request: web.Request, handler: Handler) -> web.
     request[REQUEST_ID] = request_id
     headers = {REQUEST_ID_HEADER: request_id}
     try:
-        config = _state(request).config
+        state = _state(request)
+        config = state.config
+        client: str | None = None  # whom a rate limit counts this request against; None: nobody
         if config.tokens:
-            request = _with_client_token(request, config)
+            request, client = _with_client_token(request, config)
         else:
             request[CLIENT_CONFIG] = config
+            if config.routing.rate_limit.limited and _from_a_client(request):
+                client = ANONYMOUS
+        if client is not None:
+            wait = state.rate_wait(client)
+            if wait > 0.0:
+                raise _rate_limited(request, wait)
         return await handler(request)
     except ApiError as exc:
         headers.update(exc.headers)
-        return error_response(request.path, exc.status, exc.message, exc.code, headers, exc.route)
+        response = error_response(
+            request.path, exc.status, exc.message, exc.code, headers, exc.route
+        )
+        if exc.status == 413:
+            # The rest of the body is not wanted: a client that reused this connection would
+            # wait while aiohttp reads and drops it (up to its 10 s lingering time).
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -149,14 +193,30 @@ OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="hubhop"'}
 
 
-def _with_client_token(request: web.Request, config: NodeConfig) -> web.Request:
+def _from_a_client(request: web.Request) -> bool:
+    """Not a health probe, nor a request a peer daemon passes on (serve_forwarded vets those)."""
+    return request.path not in OPEN_PATHS and TARGET_HEADER not in request.headers
+
+
+def _rate_limited(request: web.Request, wait_s: float) -> ApiError:
+    limit = request[CLIENT_CONFIG].routing.rate_limit
+    seconds = retry_after_s(wait_s)
+    message = (
+        f"over this client's rate limit of {limit.rate_per_s:g} requests a second "
+        f"(bursts of {limit.burst}); retry in {seconds} s"
+    )
+    return ApiError(429, message, "rate_limited", {"Retry-After": str(seconds)})
+
+
+def _with_client_token(request: web.Request, config: NodeConfig) -> tuple[web.Request, str | None]:
     """With [[tokens]] configured: who the client is (hubhop.core.client_tokens), its routing
-    policy for the handlers (CLIENT_CONFIG), and the request as the handlers see it, its token
-    kept from every upstream. A request from a peer daemon (TARGET_HEADER) carries no client
-    token: serve_forwarded vets it."""
+    policy for the handlers (CLIENT_CONFIG), the request as the handlers see it, its token kept
+    from every upstream, and the name its rate limit goes by (None: not a client's request). A
+    request from a peer daemon (TARGET_HEADER) carries no client token: serve_forwarded vets
+    it."""
     request[CLIENT_CONFIG] = config
-    if request.path in OPEN_PATHS or TARGET_HEADER in request.headers:
-        return request
+    if not _from_a_client(request):
+        return request, None
     try:
         token = identify(config.tokens, request.headers.get(AUTHORIZATION))
     except TokenError as exc:
@@ -166,14 +226,23 @@ def _with_client_token(request: web.Request, config: NodeConfig) -> web.Request:
         raise ApiError(401, message, "unauthorized", UNAUTHORIZED)
     if token is not None:
         request[CLIENT_CONFIG] = _state(request).config_for(token)
+        request[CLIENT_NAME] = token.name
     headers = request.headers.copy()
     headers.popall(AUTHORIZATION, None)
-    return request.clone(headers=headers)
+    return request.clone(headers=headers), ANONYMOUS if token is None else token.name
 
 
 def _client_config(request: web.Request) -> NodeConfig:
     """The config as this request's client sees it: the token's routing policy, if any."""
     return request[CLIENT_CONFIG]
+
+
+def _check_model(request: web.Request, model: str) -> None:
+    """403 when this request's client may not ask for `model` (its token's allowed_models)."""
+    try:
+        check_model(model, _client_config(request).routing)
+    except HintError as exc:
+        raise ApiError(exc.status, str(exc), "model_not_allowed") from None
 
 
 def _state(request: web.Request) -> EndpointState:
@@ -215,7 +284,7 @@ async def read_json_body(request: web.Request, limit: int) -> tuple[bytes, dict[
         body = b"".join(chunks)
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting recurses
         raise ApiError(400, f"request body is not valid JSON: {exc}", "invalid_json") from None
     if not isinstance(document, dict):
         raise ApiError(400, "request body must be a JSON object", "invalid_request")
@@ -242,7 +311,7 @@ async def _inference(
     assert state.gate is not None, "the app sets the admission gate before serving"
     call = Call(
         request, request[REQUEST_ID], _client_config(request), request.app[POOL_KEY], state.gate,
-        body, started,
+        body, started, trace=request.get(TRACE),
     )  # fmt: skip
     if TARGET_HEADER in request.headers:
         return await serve_forwarded(call, state.cluster)
@@ -252,7 +321,9 @@ async def _inference(
 async def openai_models(request: web.Request) -> web.Response:
     """GET /v1/models: every model an OpenAI-speaking backend of this node serves."""
     config = _state(request).config
-    data = [_openai_model(config, m) for m in config.models_for(OPENAI)]
+    allowed = _client_config(request).routing.allowed_models
+    models = [m for m in config.models_for(OPENAI) if allowed is None or m in allowed]
+    data = [_openai_model(config, m) for m in models]
     return web.json_response(
         {"object": "list", "data": data}, headers={REQUEST_ID_HEADER: request[REQUEST_ID]}
     )
@@ -262,6 +333,7 @@ async def openai_model(request: web.Request) -> web.Response:
     """GET /v1/models/{model}."""
     config = _state(request).config
     model = request.match_info["model"]
+    _check_model(request, model)
     if model not in config.models_for(OPENAI):
         raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
     return web.json_response(
@@ -324,6 +396,7 @@ async def _kserve_model_info(
     if TARGET_HEADER in request.headers:  # from a peer daemon: served here or passed on
         _refuse_while_draining(request)
         return await serve_forwarded(_kserve_info_call(request, started), state.cluster)
+    _check_model(request, model)
     pool = request.app[POOL_KEY]
     backend = pick_backend(state.config.backends_for(KSERVE, model), pool.in_flight)
     if backend is None:
@@ -438,16 +511,37 @@ async def hubhop_table(request: web.Request) -> web.Response:
         members=state.members() if state.members is not None else None,
         scorer=state.cluster.scorer if state.cluster is not None else None,
     )
+    health = None if state.gate is None else state.gate.health
+    if health is not None:  # this node's own rows: in rotation, ejected or in slow start
+        rotation = health.status()
+        for row in body["rows"]:
+            if row["node"] == state.config.node.name and row["backend"] in rotation:
+                row["rotation"] = rotation[row["backend"]]
     return web.json_response(body, headers={REQUEST_ID_HEADER: request[REQUEST_ID]})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: this node's figures for Prometheus (hubhop.io.node_metrics). With
+    [[tokens]] it takes a token like every other path: give the scraper its own."""
+    state = _state(request)
+    if state.metrics is None:
+        raise ApiError(404, "this node keeps no metrics", "not_found")
+    body, content_type = state.metrics.exposition(request.headers.get("Accept"))
+    headers = {"Content-Type": content_type, REQUEST_ID_HEADER: request[REQUEST_ID]}
+    return web.Response(body=body, headers=headers)
 
 
 def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Application:
     app = web.Application(middlewares=[errors_and_request_ids])
     app[STATE_KEY] = state
     app[POOL_KEY] = pool
-    app.router.add_post("/v1/chat/completions", openai_inference)
-    app.router.add_post("/v1/completions", openai_inference)
-    app.router.add_post("/v1/embeddings", openai_inference)
+    traced: Callable[[Handler], Handler] = _as_is
+    if state.metrics is not None:
+        traced = observed(state.metrics, lambda: state.config, REQUEST_ID)
+    app.router.add_post("/v1/chat/completions", traced(openai_inference))
+    app.router.add_post("/v1/completions", traced(openai_inference))
+    app.router.add_post("/v1/embeddings", traced(openai_inference))
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/models", openai_models)
     app.router.add_get("/v1/models/{model}", openai_model)
     app.router.add_get("/hubhop/v1/members", hubhop_members)
@@ -455,11 +549,16 @@ def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Applicati
     app.router.add_get("/hubhop/v1/rtt", hubhop_rtt)
     app.router.add_post("/hubhop/v1/route", hubhop_route)
     app.router.add_get("/hubhop/v1/table", hubhop_table)
+    app.router.add_routes(lab_routes(lambda: state.cluster, REQUEST_ID))
     app.router.add_get("/v2", kserve_server_metadata)
     app.router.add_get("/v2/health/live", kserve_live)
     app.router.add_get("/v2/health/ready", kserve_ready)
     for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
         app.router.add_get(prefix, kserve_model)
         app.router.add_get(prefix + "/ready", kserve_model)
-        app.router.add_post(prefix + "/infer", kserve_model)
+        app.router.add_post(prefix + "/infer", traced(kserve_model))
     return app
+
+
+def _as_is(handler: Handler) -> Handler:
+    return handler

@@ -10,14 +10,21 @@ Rules:
   connections; the peer serves it or passes it on (a relay). The request says where it is going
   (TARGET_HEADER node/backend, HOPS_HEADER the nodes still to pass, VIA_HEADER the nodes passed)
   and the deadline left; the client's own x-hubhop-* headers are replaced by these.
-- A forwarded request is taken only from an address one of our members' records names, and it
-  is never decided again: the entry's decision holds. Hops are bounded (MAX_HOPS).
+- A forwarded request is taken only from a member, and it is never decided again: the entry's
+  decision holds. Hops are bounded (MAX_HOPS). With mutual TLS (`[tls]`), it comes over the
+  peer listener (hubhop.io.peer_listener) with a client certificate that names the member the
+  request says sent it (the last of VIA_HEADER), and the app listener refuses it; with plain
+  TCP (a lab), from an address one of our members' records names. Peers are called at
+  https:// with the peer's node name as the name its certificate must carry.
 - Re-route: when the serving node refuses (admission full, draining, no such backend: answers
   with REFUSED_HEADER) or cannot be reached, before anything went to the client, the entry
   decides again without that candidate, up to `routing.max_tries` tries in all. A refusal also
   tells the scorer that backend is full until its next record says otherwise. A body that has
   started streaming upstream cannot be sent twice, so such a request is not re-routed: its
   client gets the refusal. Nothing is retried once the client has seen bytes.
+- Outlier detection (hubhop.io.backend_health) hears how each call to one of this node's
+  backends ended; admission refuses an ejected backend's requests like a full one's, so their
+  entries re-route them.
 - Hedging (hubhop.io.hedging): an emergency request marked idempotent whose body is held whole
   goes to the chosen node and, when no answer head has come back within the hedge delay
   (`routing.hedge_delay_ms`, or twice the chosen node's expected latency), to the next best
@@ -48,6 +55,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -62,6 +70,8 @@ from hubhop.core.routing_hints import (
     RouteAsk,
     parse_hints,
 )
+from hubhop.core.tiers import LANES
+from hubhop.core.tls_config import cert_node_names
 from hubhop.io.admission_gate import AdmissionGate, HeldSlot, Refused
 from hubhop.io.backend_proxy import (
     REFUSED_HEADER,
@@ -78,6 +88,9 @@ from hubhop.io.wan_delay import WanDelay
 from hubhop.scoring.candidates import CandidateTable
 from hubhop.scoring.route import Route, RowKey, decide_route, no_route_reason, route_json
 from hubhop.scoring.scorer import Scorer
+
+if TYPE_CHECKING:
+    from hubhop.io.request_trace import RequestTrace
 
 TARGET_HEADER = "x-hubhop-target"
 HOPS_HEADER = "x-hubhop-hops"
@@ -103,10 +116,29 @@ class Cluster:
     peer_addr: Callable[[str], str | None]  # node -> "IP:PORT" of its daemon, None if unknown
     is_member_host: Callable[[str], bool]  # does a member's record name this address?
     wan: Callable[[], WanDelay | None]
+    # Peers are called over mutual TLS and forwarded requests vetted by certificate.
+    mutual_tls: bool = False
 
     def peer_url(self, node: str) -> str | None:
         addr = self.peer_addr(node)
-        return None if addr is None else f"http://{addr}"
+        return None if addr is None else f"{'https' if self.mutual_tls else 'http'}://{addr}"
+
+    def forwarded_refusal(self, request: web.Request) -> str | None:
+        """Why a forwarded request may not be taken from where it came; None: it may."""
+        if not self.mutual_tls:
+            if self.is_member_host(request.remote or ""):
+                return None
+            return f"{TARGET_HEADER} is only taken from hubhop daemons"
+        transport = request.transport
+        names = cert_node_names(None if transport is None else transport.get_extra_info("peercert"))
+        if not names:
+            return f"{TARGET_HEADER} is only taken on the peer listener, over mutual TLS"
+        sender = request.headers.get(VIA_HEADER, "").rpartition(",")[2]
+        if sender not in names:
+            return f"the client certificate names {', '.join(names)}, not the sender {sender!r}"
+        if self.peer_addr(sender) is None:
+            return f"{sender} is not a member"
+        return None
 
 
 @dataclass(slots=True)
@@ -125,6 +157,8 @@ class Call:
     # no work, so it takes no admission slot, is not counted in flight, never hedged, and a
     # refusal of it says nothing about the backend's load.
     inference: bool = True
+    # The metrics' and audit log's record of it (hubhop.io.request_trace); None: not traced.
+    trace: RequestTrace | None = None
 
     def route_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -145,9 +179,13 @@ async def route_request(
         ask = parse_hints(lambda name: call.request.headers.get(name), model, config.routing)
     except HintError as exc:
         raise ApiError(exc.status, str(exc), "invalid_hint") from None
+    if call.trace is not None:
+        call.trace.ask = ask
     deadline = None if ask.deadline_ms is None else time.monotonic() + ask.deadline_ms / 1000
     if cluster is None:
-        backend = pick_backend(config.backends_for(protocol, model), call.pool.in_flight)
+        health = call.gate.health
+        serving = None if health is None else health.slots()
+        backend = pick_backend(config.backends_for(protocol, model), call.pool.in_flight, serving)
         if backend is None:
             raise ApiError(404, f"the model '{model}' is not served here", "model_not_found")
         try:
@@ -172,7 +210,10 @@ async def _first_answer(
     last: ApiError | None = None
     tries = 0
     while tries < max_tries:
+        deciding = time.perf_counter()
         route = decide_route(cluster.scorer, ask, protocol, refused)
+        if call.trace is not None:
+            call.trace.decided(route, time.perf_counter() - deciding)
         chosen = route.chosen
         if chosen is None:
             if last is not None:
@@ -344,8 +385,10 @@ async def _hedged(
 async def serve_forwarded(call: Call, cluster: Cluster | None) -> web.StreamResponse:
     """A request a peer daemon sent on: serve it here or pass it to the next hop."""
     request, me = call.request, call.config.node.name
-    if cluster is None or not cluster.is_member_host(request.remote or ""):
+    if cluster is None:
         raise ApiError(403, f"{TARGET_HEADER} is only taken from hubhop daemons", "forbidden")
+    if (refusal := cluster.forwarded_refusal(request)) is not None:
+        raise ApiError(403, refusal, "forbidden")
     node, _, backend = request.headers.get(TARGET_HEADER, "").partition("/")
     hops_text = request.headers.get(HOPS_HEADER, "")
     via_text = request.headers.get(VIA_HEADER, "")
@@ -357,6 +400,8 @@ async def serve_forwarded(call: Call, cluster: Cluster | None) -> web.StreamResp
     if len(via) + 1 + len(hops) > MAX_HOPS or me in via:
         raise ApiError(508, f"route {via_text} -> {me} loops or is too long", "loop")
     lane = request.headers.get(LANE_HEADER, "standard")
+    if lane not in LANES:  # admission would raise on it
+        raise ApiError(400, f"{LANE_HEADER}: not a lane: {lane[:40]!r}", "bad_hop")
     deadline = _deadline(request.headers.get(DEADLINE_HEADER))
     try:
         if not hops:
@@ -409,7 +454,11 @@ async def _open_here(
     route_ms = call.route_ms()
     if call.inference:
         holds.slot = await call.gate.acquire(backend.name, lane, deadline)
-    return await call.pool.open(call.request, backend, call.body, headers, route_ms)
+    opening = call.pool.open(call.request, backend, call.body, headers, route_ms)
+    health = call.gate.health  # outlier detection hears how the call went (io.backend_health)
+    if health is not None:
+        return await health.opened(backend.name, opening, call.inference)
+    return await opening
 
 
 async def _open_peer(
@@ -425,13 +474,13 @@ async def _open_peer(
 ) -> Opened:
     """Pass the call to `next_hop` on its way to `target`. `served`: as for _open_here (the
     relays pass the serving node's answer head on unchanged)."""
-    addr = cluster.peer_addr(next_hop)
-    upstream = Upstream(next_hop, "" if addr is None else f"http://{addr}", peer=True)
-    if addr is None:
+    url = cluster.peer_url(next_hop)
+    upstream = Upstream(next_hop, url or "", peer=True)
+    if url is None:
         raise UpstreamUnreachable(upstream, "no address known for it")
     route_ms = call.route_ms()
     wan = cluster.wan()
-    peer_host = host_of(addr)
+    peer_host = host_of(url.partition("://")[2])
     held_ms = [0.0]  # the emulated WAN's holds both ways: network time the hop's clock misses
 
     async def hold() -> None:
@@ -485,7 +534,8 @@ def _route_headers(path: tuple[str, ...], route: Route) -> Headers:
     return headers
 
 
-SERVER_TIMING_ENTRY = re.compile(r"(\w+);dur=([0-9.]+)")
+# A number float() takes: "1.2.3" or "." from a peer must not raise.
+SERVER_TIMING_ENTRY = re.compile(r"(\w+);dur=([0-9]+(?:\.[0-9]+)?)")
 
 
 def _network_timing(route_ms: float, hop_ms: float, upstream: str | None) -> str:
@@ -526,7 +576,7 @@ def _refused_answer(
 def _retry_after(value: float | str) -> str:
     try:
         return str(max(1, math.ceil(float(value))))
-    except ValueError:
+    except (ValueError, OverflowError):  # "nan", "inf" or "1e400" from a peer
         return "1"
 
 
