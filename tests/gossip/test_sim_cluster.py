@@ -9,6 +9,7 @@ import pytest
 from hubhop.core.members import MemberState
 from hubhop.core.swim import GossipSettings, MemberDead, MemberLeft, MemberReaped
 from hubhop.sim import Simulator
+from hubhop.sim.network import sim_address
 
 ALIVE = [MemberState.ALIVE]
 
@@ -249,3 +250,16 @@ def test_settings_reject_nonsense() -> None:
     with pytest.raises(ValueError):
         GossipSettings(probe_timeout_s=2.0, probe_interval_s=1.0)
     assert dataclasses.asdict(GossipSettings())["probe_interval_s"] == 0.5
+
+
+def test_a_node_started_before_its_seed_joins_once_the_seed_is_up() -> None:
+    # Nodes started in any order (systemd on separate machines) must find each other: the
+    # first join goes nowhere, and the node asks its seed again while it sees no one.
+    sim = Simulator(seed=3)
+    early = sim.add_node("early", seeds=[sim_address(2)])
+    sim.run_for(5.0)
+    assert [m.name for m in early.node.members() if m.name != "early"] == []
+    sim.add_node("seed")
+    took = sim.run_until_true(sim.converged, 2 * sim.settings.push_pull_interval_s + 5.0)
+    assert took is not None, "the early node never joined its seed"
+    assert sim.counters()["rejoins"] >= 1

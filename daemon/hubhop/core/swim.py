@@ -21,6 +21,9 @@ Rules:
   replier lacks. Remote states merge with the same incarnation rules (a remote "dead" only makes
   us suspect, as in memberlist). Every push-pull interval one random live member is chosen, and
   one random failed (not left) member too, so that partitions heal (Serf's reconnect).
+- Rejoin: a node that joined through seeds and sees no other live or suspect member at a
+  push-pull tick asks its seeds again (Serf's retry_join), so nodes started in any order find
+  each other, and a node that forgot everyone (a partition longer than the reap time) returns.
 - Membership news (alive, suspect, dead, left) is small and rare, so it is sent
   `membership_retransmit_scale` times the base limit: nobody should wait for push-pull to hear
   of a join or a death.
@@ -206,6 +209,7 @@ class GossipNode:
         # cold CPU takes a few hundred microseconds between stamping and sending.
         self._departures: dict[float, float] = {}
         self._joining: set[Address] = set()  # seeds whose join reply we wait for
+        self._seeds: tuple[Address, ...] = ()  # asked again while no one else is alive
         # Record versions start at the channel epoch, which grows across restarts: a restarted
         # node's first record is newer than anything its previous life published.
         self._record_version = channel.epoch
@@ -250,10 +254,11 @@ class GossipNode:
 
     def join(self, seeds: Sequence[tuple[str, int]], now: float) -> None:
         """Push-pull with every seed: learn the cluster, and let it learn us."""
-        for seed in seeds:
-            addr = (seed[0], seed[1])
-            if addr == self.addr:
-                continue
+        self._seeds = tuple((seed[0], seed[1]) for seed in seeds if (seed[0], seed[1]) != self.addr)
+        self._send_joins()
+
+    def _send_joins(self) -> None:
+        for addr in self._seeds:
             request = self._seal_stream(self._push_pull_request(join=True))
             if request is not None:
                 self._streams.append((addr, request))
@@ -592,6 +597,10 @@ class GossipNode:
             self.counters["gossip_sent"] += 1
 
     def _push_pull_tick(self) -> None:
+        alone = all(m is self._me or m.dead_or_left for m in self._members.values())
+        if self._seeds and alone:
+            self.counters["rejoins"] += 1
+            self._send_joins()  # alone: the seeds may have come up since
         targets = self._random_members(1, lambda m: m.state is MemberState.ALIVE)
         targets += self._random_members(1, lambda m: m.state is MemberState.DEAD)
         for target in targets:
