@@ -48,9 +48,10 @@ from hubhop.io.backend_health import BackendHealth
 from hubhop.io.backend_proxy import BackendPool
 from hubhop.io.client_listener import ClientSite
 from hubhop.io.config_file import load_config
+from hubhop.io.decision_log import DecisionLog
 from hubhop.io.gossip_admin import GossipAdmin
 from hubhop.io.gossip_service import GossipService
-from hubhop.io.local_endpoint import EndpointState, build_endpoint_app
+from hubhop.io.local_endpoint import EndpointState, build_endpoint_app, watched_view
 from hubhop.io.node_metrics import NodeMetrics
 from hubhop.io.peer_listener import PeerListener
 from hubhop.io.peer_tls import PeerTls
@@ -58,6 +59,7 @@ from hubhop.io.recent_log import RecentLog
 from hubhop.io.request_log import install_request_log
 from hubhop.io.request_router import Cluster
 from hubhop.io.sd_notify import SdNotifier, watchdog_loop
+from hubhop.io.table_watch import TableWatch
 from hubhop.scoring.scorer import Scorer
 
 log = logging.getLogger("hubhop")
@@ -120,6 +122,11 @@ class Node:
         # Outlier detection: the request path reports to it through the gate.
         self.health = BackendHealth(self.config, self.state.gate)
         self.metrics = self.state.metrics = NodeMetrics()  # its own registry: GET /metrics
+        # The recent decisions (Explain, /ui) and the live feed of table, members and decisions.
+        self.state.decisions = DecisionLog()
+        self.state.watch = TableWatch(
+            self.config.node.name, partial(watched_view, self.state), self.state.decisions
+        )
         self.metrics.watch_node(
             lambda: self.config,
             lambda: None if self.state.gate is None else self.state.gate.admission,
@@ -313,6 +320,8 @@ class Node:
         self.state.draining = True
         if self.state.gate is not None:
             self.state.gate.admission.set_draining(True)
+        if self.state.watch is not None:
+            self.state.watch.close()  # watchers' streams end; they reconnect to another node
         log.info("draining: in-flight requests get up to %.1f s", grace)
         if self.gossip is not None:
             await self.gossip.stop()  # peers learn at once that this node is leaving

@@ -42,6 +42,7 @@ from hubhop.core.rate_limit import ANONYMOUS, ClientBuckets, RateLimit, retry_af
 from hubhop.core.routing_hints import HintError, check_model, route_ask_from_json
 from hubhop.io.admission_gate import AdmissionGate
 from hubhop.io.backend_proxy import REFUSED_HEADER, BackendPool, LimitedBody
+from hubhop.io.decision_log import DecisionLog
 from hubhop.io.http_errors import ApiError, error_response
 from hubhop.io.lab_controls import lab_routes
 from hubhop.io.node_metrics import NodeMetrics
@@ -54,8 +55,9 @@ from hubhop.io.request_router import (
     served_headers,
 )
 from hubhop.io.request_trace import CLIENT_NAME, TRACE, observed
+from hubhop.io.table_watch import TableWatch
 from hubhop.scoring.route import decide_route, route_json
-from hubhop.scoring.table_view import QueryError, parse_table_query, table_json
+from hubhop.scoring.table_view import QueryError, TableQuery, parse_table_query, table_json
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,10 @@ class EndpointState:
     gate: AdmissionGate | None = None
     # This node's metrics (GET /metrics) and the hooks that count requests; the app sets them.
     metrics: NodeMetrics | None = None
+    # The recent decisions of requests entering here (Explain, /ui), and the live feed of the
+    # table, members and decisions (WatchTable, /ui); the app sets them.
+    decisions: DecisionLog | None = None
+    watch: TableWatch | None = None
     # The config as each token's client sees it (its routing policy), for the config in force.
     _client_configs: tuple[NodeConfig | None, dict[str, NodeConfig]] = field(
         default_factory=lambda: (None, {})
@@ -117,6 +123,7 @@ def client_rate_limits(config: NodeConfig) -> dict[str, RateLimit]:
     return limits
 
 
+ALL_ROWS = parse_table_query([])
 STATE_KEY = web.AppKey("hubhop_state", EndpointState)
 POOL_KEY = web.AppKey("hubhop_pool", BackendPool)
 REQUEST_ID = web.RequestKey("hubhop_request_id", str)
@@ -499,11 +506,16 @@ async def hubhop_route(request: web.Request) -> web.Response:
 async def hubhop_table(request: web.Request) -> web.Response:
     """GET /hubhop/v1/table[?model=&chip=&node=&role=&tier=&state=]: the capacity table as this
     node sees it, one row per (node, backend); its own backends only when it does not gossip."""
-    state = _state(request)
     try:
         query = parse_table_query(request.query.items())
     except QueryError as exc:
         raise ApiError(400, str(exc), "invalid_parameter") from None
+    body = table_document(_state(request), query)
+    return web.json_response(body, headers={REQUEST_ID_HEADER: request[REQUEST_ID]})
+
+
+def table_document(state: EndpointState, query: TableQuery) -> dict[str, Any]:
+    """The capacity table as this node sees it (GET /hubhop/v1/table, the table watch)."""
     body = table_json(
         state.config,
         state.gate.admission.load() if state.gate is not None else {},
@@ -517,7 +529,13 @@ async def hubhop_table(request: web.Request) -> web.Response:
         for row in body["rows"]:
             if row["node"] == state.config.node.name and row["backend"] in rotation:
                 row["rotation"] = rotation[row["backend"]]
-    return web.json_response(body, headers={REQUEST_ID_HEADER: request[REQUEST_ID]})
+    return body
+
+
+def watched_view(state: EndpointState) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What the table watch compares: every row of the table, and the members."""
+    rows = table_document(state, ALL_ROWS)["rows"]
+    return rows, state.members() if state.members is not None else []
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -537,7 +555,7 @@ def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Applicati
     app[POOL_KEY] = pool
     traced: Callable[[Handler], Handler] = _as_is
     if state.metrics is not None:
-        traced = observed(state.metrics, lambda: state.config, REQUEST_ID)
+        traced = observed(state.metrics, lambda: state.config, REQUEST_ID, state.decisions)
     app.router.add_post("/v1/chat/completions", traced(openai_inference))
     app.router.add_post("/v1/completions", traced(openai_inference))
     app.router.add_post("/v1/embeddings", traced(openai_inference))

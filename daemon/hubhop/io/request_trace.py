@@ -20,6 +20,9 @@ Rules:
 - The router fills in the trace (`Call.trace`): the ask once its hints are read, each
   decision's time (and, for the audit log, its reason) as it is made. Nothing else is kept,
   so the decision is let go of before the answer streams, as the router wants.
+- Every request that entered here leaves its audit line in the node's decision log (the recent
+  decisions: gRPC's Explain, the live view), and with `[log] requests` in the request log too;
+  keeping the line means keeping each decision's reason, a few microseconds a request.
 - Added latency is server-timing's `route` on the entry's answer (hubhop.io.node_metrics
   says what it spans); decision time is every decision's, re-routes included.
 """
@@ -37,6 +40,7 @@ from aiohttp import web
 from hubhop.core.config import NodeConfig
 from hubhop.core.routing_hints import LANE_HEADER, TIER_HEADER, RouteAsk
 from hubhop.io.backend_proxy import SERVER_TIMING
+from hubhop.io.decision_log import DecisionLog
 from hubhop.io.http_errors import ApiError, is_kserve_path
 from hubhop.io.node_metrics import UNKNOWN, NodeMetrics
 from hubhop.io.request_log import REQUEST_LOG, decision_reason
@@ -66,7 +70,10 @@ _ROUTE_PREFIX = "route;dur="
 class RequestTrace:
     """What the router tells about one request while it routes it."""
 
-    __slots__ = ("ask", "audit", "decision_s", "decisions", "reason", "request_id", "started")
+    __slots__ = (
+        "ask", "audit", "decision_s", "decisions", "decisions_log", "logged", "reason",
+        "request_id", "started",
+    )  # fmt: skip
 
     def __init__(self, started: float, audit: bool) -> None:
         self.started = started  # time.perf_counter() when it arrived
@@ -76,6 +83,8 @@ class RequestTrace:
         self.decisions = 0
         self.reason: dict[str, Any] | None = None
         self.request_id = ""  # kept for the audit line only
+        self.decisions_log: DecisionLog | None = None  # where the audit line is kept
+        self.logged = False  # the audit line is also written to the request log
 
     def decided(self, route: Route, seconds: float) -> None:
         """A routing decision, made in `seconds`."""
@@ -89,19 +98,25 @@ TRACE = web.RequestKey("hubhop_trace", RequestTrace)
 
 
 def observed(
-    metrics: NodeMetrics, config: Callable[[], NodeConfig], request_id: web.RequestKey[str]
+    metrics: NodeMetrics,
+    config: Callable[[], NodeConfig],
+    request_id: web.RequestKey[str],
+    decisions: DecisionLog | None = None,
 ) -> Callable[[Handler], Handler]:
     """A decorator for the inference handlers: each POST through it is traced, counted by its
-    outcome and, with `[log] requests`, logged (`config`: the config in force; `request_id`:
-    where the endpoint keeps each request's id)."""
+    outcome, kept in `decisions` (the recent decisions) and, with `[log] requests`, logged
+    (`config`: the config in force; `request_id`: where the endpoint keeps each request's id)."""
 
     def wrap(handler: Handler) -> Handler:
         async def observe(request: web.Request) -> web.StreamResponse:
             if request.method != "POST":
                 return await handler(request)
             entry = TARGET_HEADER not in request.headers
-            audit = entry and config().log.requests and REQUEST_LOG.isEnabledFor(logging.INFO)
+            logged = config().log.requests and REQUEST_LOG.isEnabledFor(logging.INFO)
+            audit = entry and (logged or decisions is not None)
             trace = request[TRACE] = RequestTrace(time.perf_counter(), audit)
+            trace.decisions_log = decisions
+            trace.logged = logged
             if audit:
                 trace.request_id = request[request_id]
             try:
@@ -170,7 +185,10 @@ def _finish(
             metrics.added_seconds.observe(route_ms / 1000.0)
     if trace.audit:
         line = audit_line(config(), request, trace, outcome, status, response, error)
-        REQUEST_LOG.info(line)
+        if trace.decisions_log is not None:
+            trace.decisions_log.record(line)
+        if trace.logged:
+            REQUEST_LOG.info(line)
 
 
 def audit_line(
