@@ -18,16 +18,25 @@ from __future__ import annotations
 
 from typing import Any, TypeVar, cast
 
-import numba
 import numpy as np
 import numpy.typing as npt
+
+_numba: Any
+try:
+    import numba as _numba
+except (ImportError, OSError, RuntimeError):  # the NumPy references use the Python twins alone
+    _numba = None
 
 _F = TypeVar("_F")
 
 
 def _njit(fn: _F) -> _F:
-    """numba.njit(cache=True) with the function's own type kept (numba ships no type hints)."""
-    return cast(_F, numba.njit(cache=True)(fn))
+    """numba.njit(cache=True) with the function's own type kept (numba ships no type hints);
+    the plain function where numba cannot load (hubhop.scoring.kernels then runs the NumPy
+    references, which call only the Python twins)."""
+    if _numba is None:
+        return fn
+    return cast(_F, _numba.njit(cache=True)(fn))
 
 
 ZERO_STATE_SEED = 0x9E3779B97F4A7C15  # replaces a zero state (see the module docstring)

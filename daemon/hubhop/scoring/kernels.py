@@ -1,7 +1,8 @@
 """Which implementation of the kernels runs, and warming it up before the daemon says ready.
 
-numba's compiled kernels when numba imports; otherwise the plain-NumPy references, which take
-the same arguments and give the same answers, only slower. The choice is made once, at import.
+numba's compiled kernels when they import; otherwise (numba missing, or unable to compile or
+cache here) the plain-NumPy references, which take the same arguments and give the same answers,
+only slower. The choice is made once, at import, and the daemon logs why it fell back.
 
 Compiled code is cached on disk (`cache=True` on every kernel). Where the package directory is
 read-only (a system install, systemd's ProtectSystem=strict), the cache goes where
@@ -22,17 +23,21 @@ from hubhop_native import csr
 decide: Callable[..., tuple[int, int]]
 shortest_paths: Callable[..., None]
 
+# Why the NumPy references run instead of numba ("" when numba runs): the daemon logs it.
+FALLBACK_REASON = ""
 try:
-    import numba  # noqa: F401  (only to learn whether the JIT is there)
-except ImportError:  # pragma: no cover - exercised where numba is absent
-    import hubhop_native.paths_ref as _paths
-    import hubhop_native.scoring_ref as _scoring
+    import hubhop_native.paths as _paths
+    import hubhop_native.scoring as _scoring
+# Not only a missing numba: a sandbox that forbids writable and executable memory makes LLVM
+# fail at import (OSError, RuntimeError), and a read-only package without NUMBA_CACHE_DIR has no
+# place for the cache (RuntimeError). Slower kernels beat a daemon that does not start.
+except (ImportError, OSError, RuntimeError) as exc:
+    import hubhop_native.paths_ref as _paths  # type: ignore[no-redef]
+    import hubhop_native.scoring_ref as _scoring  # type: ignore[no-redef]
 
     IMPLEMENTATION = "numpy"
+    FALLBACK_REASON = f"numba unavailable ({type(exc).__name__}: {exc})"
 else:
-    import hubhop_native.paths as _paths  # type: ignore[no-redef]
-    import hubhop_native.scoring as _scoring  # type: ignore[no-redef]
-
     IMPLEMENTATION = "numba"
 
 decide = _scoring.decide
