@@ -262,6 +262,8 @@ class Node:
         """Compile or load the routing kernels now, so no request pays for it."""
         from hubhop.scoring import kernels
 
+        if kernels.FALLBACK_REASON:
+            log.warning("routing kernels: NumPy references, slower: %s", kernels.FALLBACK_REASON)
         seconds = kernels.warm_up()
         log.info("routing kernels ready (%s) in %.2f s", kernels.IMPLEMENTATION, seconds)
 
