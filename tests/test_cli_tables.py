@@ -228,3 +228,20 @@ async def test_commands_against_a_daemon_that_does_not_gossip(
         assert status == 1 and out == ""
     finally:
         await node.drain_and_stop()
+
+
+def test_a_backend_out_of_rotation_says_so_in_its_state() -> None:
+    row = TABLE_VIEW["rows"][1]
+    ejected = {**row, "rotation": {"state": "ejected", "slots": 0, "back_in_s": 29.6}}
+    ramping = {**row, "slots": 10, "rotation": {"state": "slow-start", "slots": 3}}
+    back = {**row, "rotation": {"state": "in", "slots": 1}}
+    view = {**TABLE_VIEW, "rows": [ejected, ramping, back]}
+    states = [
+        line.split("cpu-0")[0].split(None, 1)[1].strip()
+        for line in cli_tables.table_lines(view)[1:4]
+    ]
+    assert states == [
+        "alive (ejected, back in 30 s)",
+        "alive (slow start, 3/10 slots)",
+        "alive",
+    ]

@@ -178,6 +178,20 @@ def _reasons(c: View, one_way: float | None, bound_ms: float | None) -> list[str
 # table
 
 
+def _state(row: dict[str, Any]) -> str:
+    """The member's state; for this node's own backend out of rotation (ejected, or in slow
+    start with part of its slots), that too, with when it comes back."""
+    rotation = row.get("rotation") or {}
+    kind = rotation.get("state")
+    if kind is None or kind == "in":
+        return str(row["state"])
+    if kind == "ejected" and rotation.get("back_in_s") is not None:
+        return f"{row['state']} (ejected, back in {rotation['back_in_s']:.0f} s)"
+    if kind == "slow-start":
+        return f"{row['state']} (slow start, {rotation.get('slots')}/{row.get('slots')} slots)"
+    return f"{row['state']} ({kind})"
+
+
 def table_lines(view: View) -> list[str]:
     """A `GET /hubhop/v1/table` answer: one line per (node, backend), then what was shown."""
     rows = [
@@ -187,7 +201,7 @@ def table_lines(view: View) -> list[str]:
     for r in view["rows"]:
         latency, queue = r.get("latency") or {}, r.get("queue") or {}
         rows.append((
-            r["node"], r.get("role", ""), r.get("region", ""), r.get("city", ""), r["state"],
+            r["node"], r.get("role", ""), r.get("region", ""), r.get("city", ""), _state(r),
             r["backend"], ",".join(r.get("protocols", [])), ",".join(r.get("models", [])),
             r.get("chip", ""), f"{number(r.get('free'))}/{number(r.get('slots'))}",
             "/".join(number(queue.get(lane)) for lane in ("emergency", "standard", "batch")),
