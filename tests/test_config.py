@@ -384,12 +384,12 @@ ONE_FAULT_CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "bad protocol",
         changed("backends.0.protocol", "grpc"),
-        "backends[0].protocol: 'grpc' is not one of openai, kserve_v2",
+        "backends[0].protocol: 'grpc' is not one of openai, kserve_v2, kserve_v2_grpc",
     ),
     (
         "bad protocol in a list",
         changed("backends.0.protocol", ["openai", "OpenAI"]),
-        "backends[0].protocol: 'OpenAI' is not one of openai, kserve_v2",
+        "backends[0].protocol: 'OpenAI' is not one of openai, kserve_v2, kserve_v2_grpc",
     ),
     (
         "bad log level",

@@ -48,12 +48,20 @@ from hubhop.core.config import (
 )
 
 # Layout of the positional list; see the header: fields are appended, never reordered.
-LAYOUT_VERSION = 1
+# 2 appended the record's grpc_addr and each backend's later protocols.
+LAYOUT_VERSION = 2
 # The oldest layout this reader can fill every field of.
 MIN_LAYOUT = 1
 # Fields of a layout-1 record list (version included) and of a layout-1 backend list.
 _RECORD_FIELDS = 12
 _BACKEND_FIELDS = 11
+# Layout 2's: grpc_addr, and per backend the protocols named after layout 1.
+_RECORD_FIELDS_2 = 13
+_BACKEND_FIELDS_2 = 12
+# The protocols a layout-1 reader knows: a backend's first protocol list holds only these, so
+# such a reader still takes the record; the protocols named later travel in the appended
+# field, which it ignores. A reader skips a later protocol it does not know.
+LAYOUT_1_PROTOCOLS = ("openai", "kserve_v2")
 
 # Backends one node may front. A node is one host or one site's gateway; 64 is far above any
 # site we model (a hub fronts a handful of clusters) and keeps the router's row count bounded.
@@ -104,6 +112,16 @@ class BackendState:
     price: float
     green_share: float  # 0..1
 
+    def __post_init__(self) -> None:
+        # In PROTOCOLS' order, the one the wire form gives back (layout-1 protocols first).
+        ordered = tuple(sorted(self.protocols, key=_protocol_rank))
+        if ordered != self.protocols:
+            object.__setattr__(self, "protocols", ordered)
+
+
+def _protocol_rank(protocol: str) -> int:
+    return PROTOCOLS.index(protocol) if protocol in PROTOCOLS else len(PROTOCOLS)
+
 
 @dataclass(frozen=True)
 class CapacityRecord:
@@ -120,6 +138,8 @@ class CapacityRecord:
     coordinate_error: float  # Vivaldi's own error estimate, >= 0
     height: float  # Vivaldi height (ms), >= 0
     links: tuple[tuple[str, float], ...]  # (peer, measured rtt_ms), at most MAX_LINKS
+    # "IP:PORT" of its gRPC server (KServe v2 inference from peers), "" when it serves none.
+    grpc_addr: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,6 +164,7 @@ def record_from_config(
     coordinate_error: float = 0.0,
     height: float = 0.0,
     links: tuple[tuple[str, float], ...] = (),
+    grpc_addr: str = "",
 ) -> CapacityRecord:
     """This node's record: what its config says it fronts, with the live load it measured.
 
@@ -186,6 +207,7 @@ def record_from_config(
         coordinate_error=float(coordinate_error),
         height=float(height),
         links=links,
+        grpc_addr=grpc_addr,
     )
     encode_record(record)  # validates; the bytes are cheap to make again when published
     return record
@@ -209,7 +231,7 @@ def _layout(r: CapacityRecord) -> list[Any]:
     backends = [
         [
             b.name,
-            list(b.protocols),
+            [p for p in b.protocols if p in LAYOUT_1_PROTOCOLS],
             list(b.models),
             b.chip,
             b.slots,
@@ -219,6 +241,7 @@ def _layout(r: CapacityRecord) -> list[Any]:
             _compact(b.service_ms),
             _compact(b.price),
             _compact(b.green_share),
+            [p for p in b.protocols if p not in LAYOUT_1_PROTOCOLS],
         ]
         for b in r.backends
     ]
@@ -235,6 +258,7 @@ def _layout(r: CapacityRecord) -> list[Any]:
         _compact(r.coordinate_error),
         _compact(r.height),
         [[peer, _compact(rtt)] for peer, rtt in r.links],
+        r.grpc_addr,
     ]
 
 
@@ -286,9 +310,10 @@ def _record(obj: object) -> CapacityRecord:
         raise RecordError("record layout version must be an integer", "layout")
     if version < MIN_LAYOUT:
         raise RecordError(f"record layout {version} is older than {MIN_LAYOUT}", "layout")
-    if len(obj) < _RECORD_FIELDS:
+    needed = _RECORD_FIELDS if version < 2 else _RECORD_FIELDS_2
+    if len(obj) < needed:
         raise RecordError(
-            f"record has {len(obj)} fields, layout {version} needs at least {_RECORD_FIELDS}",
+            f"record has {len(obj)} fields, layout {version} needs at least {needed}",
             "layout",
         )
     node = _name(obj[1], "node", NAME_PATTERN)
@@ -300,7 +325,7 @@ def _record(obj: object) -> CapacityRecord:
     http_addr = _address(obj[5], "http_addr")
     gossip_addr = _address(obj[6], "gossip_addr")
     raw_backends = _array(obj[7], "backends", MAX_BACKENDS)
-    backends = tuple(_backend(b, i) for i, b in enumerate(raw_backends))
+    backends = tuple(_backend(b, i, version) for i, b in enumerate(raw_backends))
     names = [b.name for b in backends]
     if len(set(names)) != len(names):
         raise RecordError("backends: a backend name is used more than once")
@@ -308,6 +333,7 @@ def _record(obj: object) -> CapacityRecord:
     coordinate_error = _non_negative(obj[9], "coordinate_error")
     height = _non_negative(obj[10], "height")
     links = _links(obj[11], node)
+    grpc_addr = "" if version < 2 or obj[12] == "" else _address(obj[12], "grpc_addr")
     return CapacityRecord(
         node=node,
         role=role,
@@ -320,20 +346,17 @@ def _record(obj: object) -> CapacityRecord:
         coordinate_error=coordinate_error,
         height=height,
         links=links,
+        grpc_addr=grpc_addr,
     )
 
 
-def _backend(obj: object, index: int) -> BackendState:
+def _backend(obj: object, index: int, version: int) -> BackendState:
     where = f"backends[{index}]"
-    if not isinstance(obj, list) or len(obj) < _BACKEND_FIELDS:
-        raise RecordError(f"{where} must be an array of at least {_BACKEND_FIELDS} fields")
+    needed = _BACKEND_FIELDS if version < 2 else _BACKEND_FIELDS_2
+    if not isinstance(obj, list) or len(obj) < needed:
+        raise RecordError(f"{where} must be an array of at least {needed} fields")
     name = _name(obj[0], f"{where}.name", NAME_PATTERN)
-    protocols = _distinct_strings(obj[1], f"{where}.protocols", len(PROTOCOLS))
-    for protocol in protocols:
-        if protocol not in PROTOCOLS:
-            raise RecordError(
-                f"{where}.protocols: {protocol!r} is not one of {', '.join(PROTOCOLS)}"
-            )
+    protocols = _protocols(obj[1], obj[11] if version >= 2 else [], where)
     models = _distinct_strings(obj[2], f"{where}.models", MAX_MODELS)
     for model in models:
         _name(model, f"{where}.models", MODEL_PATTERN)
@@ -369,6 +392,29 @@ def _backend(obj: object, index: int) -> BackendState:
         price=price,
         green_share=green_share,
     )
+
+
+def _protocols(first: object, later: object, where: str) -> tuple[str, ...]:
+    """A backend's protocols: the layout-1 list, then the later ones this reader knows."""
+    known = list(_array(first, f"{where}.protocols", len(LAYOUT_1_PROTOCOLS)))
+    for protocol in known:
+        if _string(protocol, f"{where}.protocols") not in LAYOUT_1_PROTOCOLS:
+            raise RecordError(
+                f"{where}.protocols: {protocol!r} is not one of {', '.join(LAYOUT_1_PROTOCOLS)}"
+            )
+    # Bounded like any list a peer sends; a name from a newer daemon is skipped, not refused.
+    for protocol in _array(later, f"{where}.later_protocols", MAX_LATER_PROTOCOLS):
+        if _string(protocol, f"{where}.later_protocols") in PROTOCOLS:
+            known.append(protocol)
+    if not known:
+        raise RecordError(f"{where}.protocols must not be empty")
+    if len(set(known)) != len(known):
+        raise RecordError(f"{where}.protocols: an entry is listed more than once")
+    return tuple(known)
+
+
+# Protocols named after layout 1 that one backend may list: far above the one there is.
+MAX_LATER_PROTOCOLS = 16
 
 
 def _coordinate(obj: object) -> tuple[float, ...] | None:

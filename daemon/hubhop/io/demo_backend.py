@@ -77,6 +77,8 @@ class DemoBackendSettings:
     max_tokens: int = 16  # answer length when the request does not say: short, quick demos
     seed: int | None = None  # None: a fresh random seed per process
     name: str = "demo"  # the backend's name in headers and metadata
+    # Port of its KServe v2 gRPC side (hubhop.io.demo_backend_grpc), 0 a free one; None: none.
+    grpc_port: int | None = None
 
     def __post_init__(self) -> None:
         faults = [
@@ -610,6 +612,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--name", default=defaults.name, help="backend name in headers and metadata"
     )
+    parser.add_argument(
+        "--grpc-port", type=int, default=None, help="also serve KServe v2 over gRPC (0: free)"
+    )
     parser.add_argument("--loop", choices=LOOP_KINDS, default="auto", help="event loop")
 
 
@@ -627,6 +632,7 @@ def _settings_from(namespace: argparse.Namespace) -> DemoBackendSettings:
         max_tokens=namespace.max_tokens,
         seed=namespace.seed,
         name=namespace.name,
+        grpc_port=namespace.grpc_port,
     )
 
 
@@ -640,6 +646,20 @@ async def _serve(settings: DemoBackendSettings) -> int:
             file=sys.stderr,
         )
         return 1
+    grpc_server, grpc_at = None, ""
+    if settings.grpc_port is not None:
+        from hubhop.io.demo_backend_grpc import STOP_GRACE_S, start_grpc
+
+        try:
+            grpc_server, grpc_port = await start_grpc(
+                runner.app[_STATE], settings.host, settings.grpc_port
+            )
+        except OSError as exc:
+            print(f"demo-backend: {exc}", file=sys.stderr)
+            await runner.cleanup()
+            return 1
+        grpc_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        grpc_at = f" grpc={grpc_host}:{grpc_port}"
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     stop_signals = (signal.SIGTERM, signal.SIGINT)
@@ -647,11 +667,13 @@ async def _serve(settings: DemoBackendSettings) -> int:
         loop.add_signal_handler(stop_signal, stop.set)
     try:
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        print(f"demo-backend ready http://{host}:{port}", flush=True)
+        print(f"demo-backend ready http://{host}:{port}{grpc_at}", flush=True)
         await stop.wait()
     finally:
         for stop_signal in stop_signals:
             loop.remove_signal_handler(stop_signal)
+        if grpc_server is not None:
+            await grpc_server.stop(STOP_GRACE_S)
         await runner.cleanup()
     return 0
 

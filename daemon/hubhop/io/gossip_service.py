@@ -86,6 +86,7 @@ class GossipService:
         sample_load: LoadSampler,
         scorer: Scorer,
         in_rotation: Callable[[tuple[BackendConfig, ...]], tuple[BackendConfig, ...]] | None = None,
+        grpc_addr: str = "",
     ) -> None:
         """`in_rotation`: the backends as the node offers them now (outlier detection: the
         ejected left out, fewer slots in slow start), for its record."""
@@ -94,6 +95,7 @@ class GossipService:
         self.in_rotation = in_rotation
         self.gossip = config.gossip
         self.http_addr = http_addr
+        self.grpc_addr = grpc_addr  # "IP:PORT" of this node's gRPC server, "" for none
         self.sample_load = sample_load
         self.scorer = scorer
         self.table = CapacityTable()
@@ -119,6 +121,16 @@ class GossipService:
         """Where `node`'s daemon takes requests ("IP:PORT", its record's), None if unknown."""
         record = self.table.record(node)
         return None if record is None else record.http_addr
+
+    def peer_grpc_addr(self, node: str) -> str | None:
+        """Where `node`'s gRPC server takes calls ("IP:PORT"), None if unknown or none."""
+        record = self.table.record(node)
+        return None if record is None or not record.grpc_addr else record.grpc_addr
+
+    def keys(self) -> tuple[bytes, ...]:
+        """The keyring as it stands (a rotation changes it), primary first."""
+        keyring = self.channel.keyring
+        return (keyring.primary, *(k for k in keyring.keys if k != keyring.primary))
 
     def is_member_host(self, host: str) -> bool:
         """Does a member's record name `host` as its HTTP address?"""
@@ -180,6 +192,7 @@ class GossipService:
             coordinate_error=error,
             height=height,
             links=links,
+            grpc_addr=self.grpc_addr,
         )
 
     def publish(self, force: bool = False) -> bool:

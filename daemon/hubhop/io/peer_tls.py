@@ -65,6 +65,12 @@ class PeerTls:
                 ) from None
 
 
+def read_bytes(path: str) -> bytes:
+    """A TLS file's bytes (PEM), for grpc's credentials, which take bytes rather than paths."""
+    with open(path, "rb") as file:
+        return file.read()
+
+
 def check_loadable(config: TlsConfig) -> list[str]:
     """Faults OpenSSL itself finds in the files, as `hubhop check-config` reports them."""
     try:

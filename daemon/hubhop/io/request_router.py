@@ -118,6 +118,11 @@ class Cluster:
     wan: Callable[[], WanDelay | None]
     # Peers are called over mutual TLS and forwarded requests vetted by certificate.
     mutual_tls: bool = False
+    # node -> "IP:PORT" of its gRPC server, None if it has none (hubhop.io.kserve_grpc).
+    peer_grpc_addr: Callable[[str], str | None] = lambda node: None
+    # The gossip keys, primary first: gRPC calls between daemons prove membership with them
+    # (hubhop.core.peer_proof).
+    gossip_keys: Callable[[], tuple[bytes, ...]] = tuple
 
     def peer_url(self, node: str) -> str | None:
         addr = self.peer_addr(node)
