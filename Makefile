@@ -11,7 +11,7 @@ QUICK  ?=
 # Long multi-process scenarios carry the `slow` marker; `make test` (and CI) runs them all.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-nojit test-quick fuzz lint typecheck bench bench-tables bench-deps lock clean
+.PHONY: demo test test-nojit test-quick fuzz lint typecheck protos bench bench-tables bench-deps lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hubhop needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -24,8 +24,13 @@ demo: $(STAMP)
 	$(BIN)/hubhop demo $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check daemon native tests bench
-	$(BIN)/ruff format --check daemon native tests bench
+	$(BIN)/ruff check daemon native tests bench proto
+	$(BIN)/ruff format --check daemon native tests bench proto
+
+# The gRPC stubs (hubhop.api) again from proto/*/*.proto; they are checked in, and a test fails
+# when they differ from what the .proto files generate.
+protos: $(STAMP)
+	$(BIN)/python proto/generate.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -51,6 +51,7 @@ from hubhop.io.config_file import load_config
 from hubhop.io.decision_log import DecisionLog
 from hubhop.io.gossip_admin import GossipAdmin
 from hubhop.io.gossip_service import GossipService
+from hubhop.io.grpc_server import GrpcServer
 from hubhop.io.local_endpoint import EndpointState, build_endpoint_app, watched_view
 from hubhop.io.node_metrics import NodeMetrics
 from hubhop.io.peer_listener import PeerListener
@@ -88,6 +89,8 @@ def restart_only_changes(old: NodeConfig, new: NodeConfig) -> list[str]:
         changed.append("admin.socket")
     if old.tls != new.tls:
         changed.append("tls (its paths, plaintext, peer_listen; the files' contents reload)")
+    if old.grpc != new.grpc:
+        changed.append("grpc")
     return changed
 
 
@@ -109,6 +112,8 @@ class Node:
     # Mutual TLS between daemons ([tls] files): the contexts, and the listener peers call.
     peer_tls: PeerTls | None = field(default=None, init=False)
     peer_listener: PeerListener | None = field(default=None, init=False)
+    # The gRPC API ([grpc] listen): hubhop.v1.Hubhop, registered services, health, reflection.
+    grpc: GrpcServer | None = field(default=None, init=False)
     # The admin API ([admin] socket: hubhop status, hubhop keys) and what it reports from.
     admin: AdminServer | None = field(default=None, init=False)
     gossip_admin: GossipAdmin | None = field(default=None, init=False)
@@ -171,6 +176,15 @@ class Node:
         site = ClientSite(self._runner, listen.host, listen.port, lambda: self.config.http.limits)
         await site.start()
         self.bound_port = self._runner.addresses[0][1]
+        if self.config.grpc is not None:
+            tls = self.config.tls if self.config.tls.mutual_tls else None
+            self.grpc = GrpcServer(self.config.grpc, self.state, self.pool, tls)
+            try:
+                await self.grpc.start()
+            except OSError:
+                await self._runner.cleanup()
+                self._runner = None
+                raise
         self.warm_kernels()
         self.health.watch(self._rotation_changed)
         if self.config.gossip is not None:
@@ -185,7 +199,12 @@ class Node:
                 await self.peer_listener.start(self.config)
                 http_addr = self.peer_listener.address(self.config)
             self.gossip = GossipService(
-                self.config, http_addr, self.sample_load, self.scorer, self.health.in_rotation
+                self.config,
+                http_addr,
+                self.sample_load,
+                self.scorer,
+                self.health.in_rotation,
+                grpc_addr="" if self.grpc is None else self.grpc.peer_address,
             )
             await self.gossip.start()
             self.gossip_admin = GossipAdmin(self.gossip)
@@ -201,12 +220,16 @@ class Node:
                 gossip.is_member_host,
                 lambda: gossip.wan,
                 mutual_tls=self.peer_tls is not None,
+                peer_grpc_addr=gossip.peer_grpc_addr,
+                gossip_keys=gossip.keys,
             )
         interval = self.notifier.watchdog_interval_s()
         if interval is not None:
             self._spawn(watchdog_loop(self.notifier, interval))
         status = f"serving on {self.url}, {len(self.config.backends)} backend(s)"
         self.notifier.ready(status)
+        if self.grpc is not None:
+            await self.grpc.ready()
         self.phase = "ready"
         log.info("node %s (%s) %s", self.config.node.name, self.config.node.role, status)
 
@@ -239,6 +262,8 @@ class Node:
             "gossip": None if config.gossip is None else str(config.gossip.bind),
             "admin": config.admin.socket,
         }
+        if self.grpc is not None:
+            listening["grpc"] = self.grpc.address if self.grpc.port else None
         if config.tls.peer_listen is not None:
             listening["peer_tls"] = "{}:{}".format(*config.tls.peer_listen)
         gossip = self.gossip_admin
@@ -320,6 +345,8 @@ class Node:
         self.notifier.stopping()
         self.phase = "draining"
         self.state.draining = True
+        if self.grpc is not None:
+            await self.grpc.draining()  # health NOT_SERVING before anything closes
         if self.state.gate is not None:
             self.state.gate.admission.set_draining(True)
         if self.state.watch is not None:
@@ -329,6 +356,8 @@ class Node:
             await self.gossip.stop()  # peers learn at once that this node is leaving
         # Both listeners close at once, and their handlers share the one grace.
         stopping = [] if self.peer_listener is None else [self.peer_listener.stop()]
+        if self.grpc is not None:
+            stopping.append(self.grpc.stop(grace))
         if self._runner is not None:
             # closes the listener, waits for handlers up to grace
             stopping.append(self._runner.cleanup())
@@ -376,12 +405,14 @@ async def serve(config: NodeConfig, config_path: Path | None, stop: asyncio.Even
             log.error("cannot serve the admin API: %s", exc)
             return 1
         except OSError as exc:
-            log.error("cannot listen on %s: %s", config.http.listen, exc.strerror or exc)
+            where = exc.filename or config.http.listen  # [grpc] names itself
+            log.error("cannot listen on %s: %s", where, exc.strerror or exc)
             await node.stop_admin()
             await node.pool.close()
             return 1
         freeze_start_up_heap()
-        print(f"hubhop ready {node.url} node={config.node.name}", flush=True)
+        grpc_at = "" if node.grpc is None else f" grpc={node.grpc.address}"
+        print(f"hubhop ready {node.url} node={config.node.name}{grpc_at}", flush=True)
         await stop.wait()
         await node.drain_and_stop()
     finally:

@@ -24,6 +24,13 @@ from urllib.parse import urlsplit
 
 from hubhop.core.admin_config import AdminConfig, parse_admin
 from hubhop.core.client_tokens import SHA256_HEX, TOKEN_NAME, ClientToken
+from hubhop.core.grpc_config import GrpcConfig, parse_grpc
+from hubhop.core.kserve_grpc_config import (
+    GRPC_PROTOCOL,
+    grpc_peer_faults,
+    needs_http_url,
+    parse_grpc_url,
+)
 from hubhop.core.listener_limits import ListenerLimits, parse_listener_limits
 from hubhop.core.outlier_config import OutlierSettings, parse_outlier
 from hubhop.core.routing_config import RoutingConfig, parse_client_policy, parse_routing
@@ -31,7 +38,8 @@ from hubhop.core.tls_config import CHOOSE_TLS, TlsConfig, peer_listen_faults, tl
 from hubhop.core.toml_table import TomlTable, kind
 
 ROLES = ("edge", "city", "hub")
-PROTOCOLS = ("openai", "kserve_v2")
+# Appended only: records carry these names (hubhop.core.capacity).
+PROTOCOLS = ("openai", "kserve_v2", GRPC_PROTOCOL)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 # Names travel in headers, logs and (later) gossip records: keep them to a DNS-label-like
@@ -216,6 +224,8 @@ class BackendConfig:
     price: float = 0.0
     # Share of the backend's power that is green, 0..1; 0 when not said (claim nothing).
     green_share: float = 0.0
+    # grpc://HOST:PORT of its KServe v2 gRPC side (protocol kserve_v2_grpc); "" when it has none.
+    grpc_url: str = ""
 
     def speaks(self, protocol: str) -> bool:
         return protocol in self.protocols
@@ -247,6 +257,8 @@ class NodeConfig:
     admin: AdminConfig = field(default_factory=AdminConfig)
     # When a failing or slow backend leaves rotation and how it returns (core.outlier_config).
     outlier: OutlierSettings = field(default_factory=OutlierSettings)
+    # The gRPC API's listener; None: no gRPC server (core.grpc_config).
+    grpc: GrpcConfig | None = None
 
     def backends_for(self, protocol: str, model: str) -> tuple[BackendConfig, ...]:
         return tuple(b for b in self.backends if b.speaks(protocol) and b.serves(model))
@@ -336,11 +348,17 @@ def _build(root: _Table) -> NodeConfig | None:
     tls = _tls(root) if root.has("tls") else TlsConfig()
     admin = parse_admin(root.table("admin")) if root.has("admin") else AdminConfig()
     outlier = parse_outlier(root.table("outlier")) if root.has("outlier") else OutlierSettings()
+    grpc = parse_grpc(root.table("grpc")) if root.has("grpc") else None
     listen = (http.listen.host, http.listen.port)
     for key, message in peer_listen_faults(tls, listen, http.advertise, WILDCARD_HOSTS):
         root.fault(f"tls.{key}", message)
     if gossip is not None and not root.has("tls"):
         root.fault("tls", CHOOSE_TLS)
+    peer_grpc = grpc is not None and grpc.peer_listen is not None
+    for message in grpc_peer_faults(
+        grpc is not None, gossip is not None, tls.mutual_tls, peer_grpc
+    ):
+        root.fault("grpc", message)
     if gossip is not None and http.peer_host is None:
         root.fault(
             "http.advertise",
@@ -375,6 +393,7 @@ def _build(root: _Table) -> NodeConfig | None:
         tls=tls,
         admin=admin,
         outlier=outlier,
+        grpc=grpc,
     )
 
 
@@ -475,15 +494,18 @@ def _token(t: _Table, listener: RoutingConfig) -> ClientToken:
 
 def _backend(t: _Table) -> BackendConfig:
     d = BackendConfig
+    protocols = t.choices("protocol", PROTOCOLS)
     backend = BackendConfig(
         name=t.string("name", required=True, pattern=NAME_PATTERN),
-        url=t.backend_url("url"),
-        protocols=t.choices("protocol", PROTOCOLS),
+        # A gRPC-only backend has no REST side (hubhop.core.kserve_grpc_config).
+        url=t.backend_url("url") if needs_http_url(protocols) or t.has("url") else "",
+        protocols=protocols,
         models=t.string_list("models", pattern=MODEL_PATTERN),
         chip=t.string("chip", default=d.chip, pattern=CHIP_PATTERN),
         slots=t.integer("slots", d.slots, lo=1, hi=1_000_000),
         price=t.number("price", d.price, lo=0.0, hi=1e9),
         green_share=t.number("green_share", d.green_share, lo=0.0, hi=1.0),
+        grpc_url=parse_grpc_url(t, protocols),
     )
     t.finish()
     return backend

@@ -45,6 +45,7 @@ from hubhop.io.backend_proxy import REFUSED_HEADER, BackendPool, LimitedBody
 from hubhop.io.decision_log import DecisionLog
 from hubhop.io.http_errors import ApiError, error_response
 from hubhop.io.lab_controls import lab_routes
+from hubhop.io.live_view import UI_ASSET_PATHS, live_view_routes
 from hubhop.io.node_metrics import NodeMetrics
 from hubhop.io.request_router import (
     TARGET_HEADER,
@@ -195,8 +196,9 @@ async def errors_and_request_ids(request: web.Request, handler: Handler) -> web.
         return error_response(request.path, 500, "internal error", "internal_error", headers)
 
 
-# Liveness and readiness probes answer anyone: a load balancer or systemd holds no token.
-OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+# Liveness and readiness probes answer anyone: a load balancer or systemd holds no token. The
+# live view's page and assets hold no data (its feed takes a token): a browser loads them first.
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"}) | UI_ASSET_PATHS
 UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="hubhop"'}
 
 
@@ -483,11 +485,20 @@ async def hubhop_route(request: web.Request) -> web.Response:
     default, or kserve_v2)."""
     state = _state(request)
     _, document = await read_json_body(request, state.config.http.max_json_body_bytes)
+    body = route_document(state, _client_config(request), document)
+    return web.json_response(body, headers={REQUEST_ID_HEADER: request[REQUEST_ID]})
+
+
+def route_document(
+    state: EndpointState, config: NodeConfig, document: dict[str, Any]
+) -> dict[str, Any]:
+    """The route endpoint's answer to `document` (its JSON fields) for a client whose config is
+    `config` (its token's policy); ApiError when the ask cannot be decided. gRPC's Route too."""
     protocol = document.pop("protocol", OPENAI)
     if protocol not in (OPENAI, KSERVE):
         raise ApiError(400, f"protocol: {protocol!r} is not openai or kserve_v2", "invalid_hint")
     try:
-        ask = route_ask_from_json(document, _client_config(request).routing)
+        ask = route_ask_from_json(document, config.routing)
     except HintError as exc:
         raise ApiError(exc.status, str(exc), "invalid_hint") from None
     if state.cluster is None:
@@ -497,10 +508,7 @@ async def hubhop_route(request: web.Request) -> web.Response:
     peer_url = state.cluster.peer_url
     if route.chosen is not None:
         body["chosen"]["url"] = peer_url(route.chosen.node)
-    return web.json_response(
-        {"node": state.config.node.name, **body},
-        headers={REQUEST_ID_HEADER: request[REQUEST_ID]},
-    )
+    return {"node": state.config.node.name, **body}
 
 
 async def hubhop_table(request: web.Request) -> web.Response:
@@ -568,6 +576,7 @@ def build_endpoint_app(state: EndpointState, pool: BackendPool) -> web.Applicati
     app.router.add_post("/hubhop/v1/route", hubhop_route)
     app.router.add_get("/hubhop/v1/table", hubhop_table)
     app.router.add_routes(lab_routes(lambda: state.cluster, REQUEST_ID))
+    app.router.add_routes(live_view_routes(lambda: state.watch, lambda: state.metrics, REQUEST_ID))
     app.router.add_get("/v2", kserve_server_metadata)
     app.router.add_get("/v2/health/live", kserve_live)
     app.router.add_get("/v2/health/ready", kserve_ready)
