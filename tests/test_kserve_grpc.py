@@ -154,7 +154,7 @@ def knows_gpu(entry: Proc) -> bool:
     rows = get_json(f"{entry.url}/hubhop/v1/table?node=gpu")["rows"]
     if not any("kserve_v2_grpc" in row["protocols"] for row in rows):
         return False
-    ask = {"protocol": "kserve_v2", "model": MODEL, "chip": "nvidia-h100"}
+    ask = {"protocol": "kserve_v2_grpc", "model": MODEL, "chip": "nvidia-h100"}
     request = urllib.request.Request(
         f"{entry.url}/hubhop/v1/route",
         data=json.dumps(ask).encode(),
@@ -162,7 +162,8 @@ def knows_gpu(entry: Proc) -> bool:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         chosen = json.loads(response.read()).get("chosen") or {}
-    return bool(chosen.get("node") == "gpu")
+    # The route endpoint answers for gRPC too: the URL is the gRPC server peers call there.
+    return bool(chosen.get("node") == "gpu" and chosen["url"].startswith("grpc://127.0.71.2:"))
 
 
 def received(backend: Proc) -> int:

@@ -37,6 +37,7 @@ from hubhop import __version__
 from hubhop.core.client_tokens import ClientToken, TokenError, identify
 from hubhop.core.config import NodeConfig
 from hubhop.core.headers import REQUEST_ID_HEADER, valid_request_id
+from hubhop.core.kserve_grpc_config import GRPC_PROTOCOL
 from hubhop.core.local_choice import pick_backend
 from hubhop.core.rate_limit import ANONYMOUS, ClientBuckets, RateLimit, retry_after_s
 from hubhop.core.routing_hints import HintError, check_model, route_ask_from_json
@@ -495,8 +496,9 @@ def route_document(
     """The route endpoint's answer to `document` (its JSON fields) for a client whose config is
     `config` (its token's policy); ApiError when the ask cannot be decided. gRPC's Route too."""
     protocol = document.pop("protocol", OPENAI)
-    if protocol not in (OPENAI, KSERVE):
-        raise ApiError(400, f"protocol: {protocol!r} is not openai or kserve_v2", "invalid_hint")
+    if protocol not in (OPENAI, KSERVE, GRPC_PROTOCOL):
+        message = f"protocol: {protocol!r} is not openai, kserve_v2 or {GRPC_PROTOCOL}"
+        raise ApiError(400, message, "invalid_hint")
     try:
         ask = route_ask_from_json(document, config.routing)
     except HintError as exc:
@@ -505,9 +507,13 @@ def route_document(
         raise ApiError(503, "this node does not gossip: it knows no other node", "no_gossip")
     route = decide_route(state.cluster.scorer, ask, protocol)
     body = route_json(route)
-    peer_url = state.cluster.peer_url
     if route.chosen is not None:
-        body["chosen"]["url"] = peer_url(route.chosen.node)
+        node = route.chosen.node
+        if protocol == GRPC_PROTOCOL:  # where a gRPC call for it goes: that node's gRPC server
+            addr = state.cluster.peer_grpc_addr(node)
+            body["chosen"]["url"] = None if addr is None else f"grpc://{addr}"
+        else:
+            body["chosen"]["url"] = state.cluster.peer_url(node)
     return {"node": state.config.node.name, **body}
 
 
