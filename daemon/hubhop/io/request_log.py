@@ -72,13 +72,19 @@ def _ms(value: float) -> float | None:
     return round(value, 3) if math.isfinite(value) else None
 
 
+def utc_stamp(seconds: float) -> str:
+    """Unix `seconds` as UTC ISO 8601 with milliseconds: the time of a log line or a decision."""
+    whole = int(seconds)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{stamp}.{int((seconds - whole) * 1000):03d}Z"
+
+
 class JsonLineFormatter(logging.Formatter):
     """A record whose message is a dict becomes that dict as one JSON line, its time first
     (`ts`, UTC, ISO 8601 with milliseconds); any other record, {"ts", "message"}."""
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line: dict[str, Any] = {"ts": f"{stamp}.{int(record.msecs):03d}Z"}
+        line: dict[str, Any] = {"ts": utc_stamp(record.created)}
         if isinstance(record.msg, dict):
             line.update(record.msg)
         else:

@@ -43,7 +43,7 @@ from hubhop.io.backend_proxy import SERVER_TIMING
 from hubhop.io.decision_log import DecisionLog
 from hubhop.io.http_errors import ApiError, is_kserve_path
 from hubhop.io.node_metrics import UNKNOWN, NodeMetrics
-from hubhop.io.request_log import REQUEST_LOG, decision_reason
+from hubhop.io.request_log import REQUEST_LOG, decision_reason, utc_stamp
 from hubhop.io.request_router import HEDGED_HEADER, SERVER_TIMING_ENTRY, TARGET_HEADER, TRIES_HEADER
 from hubhop.scoring.route import Route
 
@@ -209,6 +209,7 @@ def audit_line(
         times["decision"] = round(trace.decision_s * 1000.0, 3)
     times["total"] = round((time.perf_counter() - trace.started) * 1000.0, 3)
     line: dict[str, Any] = {
+        "ts": utc_stamp(time.time()),  # when it ended: the decision log's entries say when
         "event": "request",
         "node": config.node.name,
         "request_id": trace.request_id,

@@ -436,7 +436,8 @@
       if (d.error) why = d.error.message;
       body.append(el("tr", { "data-request": id, "data-outcome": String(d.outcome) },
         el("td", { title: id }, `…${id.slice(-10)}`, el("br"),
-          el("span", { class: "muted" }, d.client || "")),
+          el("span", { class: "muted" },
+            `${String(d.ts || "").slice(11, 19)} ${d.client || ""}`.trim())),
         el("td", {}, `${d.model ?? "?"}`, el("br"),
           el("span", { class: "muted" }, `${d.lane ?? "?"} lane, ${d.tier_asked ?? "?"} tier`)),
         el("td", {}, served),
