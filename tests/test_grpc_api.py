@@ -243,6 +243,7 @@ async def test_route_members_table_and_explain_agree_with_http(net: Net) -> None
     assert (decision.lane, decision.outcome, decision.status) == ("emergency", "served", 200)
     assert decision.reason.expected_ms.HasField("total") and "total" in decision.ms
     assert decision.client == "anonymous"
+    assert decision.ts.endswith("Z") and decision.ts[:4].isdigit()  # when it was decided
     unknown = await status_of(
         stub.Explain(pb.ExplainRequest(request_id="never-sent"), timeout=CALL_S)
     )

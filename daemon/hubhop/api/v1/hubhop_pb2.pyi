@@ -370,7 +370,7 @@ class DecisionError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("request_id", "node", "client", "protocol", "model", "lane", "tier_asked", "tier_served", "spilled", "served_by", "backend", "path", "tries", "hedged", "outcome", "status", "ms", "reason", "error")
+    __slots__ = ("request_id", "node", "client", "protocol", "model", "lane", "tier_asked", "tier_served", "spilled", "served_by", "backend", "path", "tries", "hedged", "outcome", "status", "ms", "reason", "error", "ts")
     class MsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -397,6 +397,7 @@ class Decision(_message.Message):
     MS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    TS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     node: str
     client: str
@@ -416,7 +417,8 @@ class Decision(_message.Message):
     ms: _containers.ScalarMap[str, float]
     reason: DecisionReason
     error: DecisionError
-    def __init__(self, request_id: _Optional[str] = ..., node: _Optional[str] = ..., client: _Optional[str] = ..., protocol: _Optional[str] = ..., model: _Optional[str] = ..., lane: _Optional[str] = ..., tier_asked: _Optional[str] = ..., tier_served: _Optional[str] = ..., spilled: _Optional[bool] = ..., served_by: _Optional[str] = ..., backend: _Optional[str] = ..., path: _Optional[_Iterable[str]] = ..., tries: _Optional[int] = ..., hedged: _Optional[str] = ..., outcome: _Optional[str] = ..., status: _Optional[int] = ..., ms: _Optional[_Mapping[str, float]] = ..., reason: _Optional[_Union[DecisionReason, _Mapping]] = ..., error: _Optional[_Union[DecisionError, _Mapping]] = ...) -> None: ...
+    ts: str
+    def __init__(self, request_id: _Optional[str] = ..., node: _Optional[str] = ..., client: _Optional[str] = ..., protocol: _Optional[str] = ..., model: _Optional[str] = ..., lane: _Optional[str] = ..., tier_asked: _Optional[str] = ..., tier_served: _Optional[str] = ..., spilled: _Optional[bool] = ..., served_by: _Optional[str] = ..., backend: _Optional[str] = ..., path: _Optional[_Iterable[str]] = ..., tries: _Optional[int] = ..., hedged: _Optional[str] = ..., outcome: _Optional[str] = ..., status: _Optional[int] = ..., ms: _Optional[_Mapping[str, float]] = ..., reason: _Optional[_Union[DecisionReason, _Mapping]] = ..., error: _Optional[_Union[DecisionError, _Mapping]] = ..., ts: _Optional[str] = ...) -> None: ...
 
 class ExplainReply(_message.Message):
     __slots__ = ("node", "decision")
