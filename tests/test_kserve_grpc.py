@@ -13,6 +13,7 @@ loaded hubhop's through other tests.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import urllib.request
@@ -24,12 +25,17 @@ import grpc
 import msgpack
 import pytest
 
+from hubhop.api.v1 import hubhop_pb2, hubhop_pb2_grpc
 from hubhop.core.capacity import decode_record, encode_record, record_from_config
 from hubhop.core.config import ConfigError, parse_config
 from hubhop.core.peer_proof import peer_proof, proof_refusal
+from hubhop.core.routing_hints import RouteAsk
+from hubhop.io.decision_log import DecisionLog
+from hubhop.io.grpc_trace import GrpcTrace, finish
+from hubhop.io.local_endpoint import EndpointState
 from hubhop.lab.certs import LabPki, write_lab_pki
 from hubhop.lab.processes import free_port
-from tests.procs import Proc, spawn_demo_backend, spawn_node, wait_until
+from tests.procs import Proc, node_config, spawn_demo_backend, spawn_node, wait_until
 from tests.test_routing_cluster import KEY
 
 MODEL = "ct-scan"
@@ -58,7 +64,8 @@ out = {
 image = np.arange(6, dtype=np.float32).reshape(2, 3) / 4
 tensor = triton.InferInput("image", [2, 3], "FP32")
 tensor.set_data_from_numpy(image)
-result = client.infer("ct-scan", [tensor], headers=h100, request_id="r1")
+traced = {**h100, "x-request-id": "grpc-infer-" + sys.argv[3]}
+result = client.infer("ct-scan", [tensor], headers=traced, request_id="r1")
 out["infer"] = {
     "nbytes": result.as_numpy("image_nbytes").tolist(),
     "crc32": result.as_numpy("image_crc32").tolist(),
@@ -170,9 +177,9 @@ def received(backend: Proc) -> int:
     return int(get_json(f"{backend.url}/demo/stats")["received"])
 
 
-def run_client(address: str) -> dict[str, Any]:
+def run_client(address: str, variant: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", CLIENT, address, str(LIMIT)],
+        [sys.executable, "-c", CLIENT, address, str(LIMIT), variant],
         capture_output=True,
         text=True,
         timeout=60,
@@ -190,7 +197,8 @@ def test_a_triton_grpc_client_is_served_by_the_node_its_hints_choose(
 ) -> None:
     gpu_before = received(cluster["gpu-backend"])
     entry_before = received(cluster["entry-backend"])
-    out = run_client(cluster["entry"].grpc)  # type: ignore[attr-defined]
+    variant = cluster["entry"].log_path.parent.parent.name  # unique per cluster of this module
+    out = run_client(cluster["entry"].grpc, variant)  # type: ignore[attr-defined]
 
     assert out["live"] is True and out["ready"] is True
     assert out["model_ready"] is True
@@ -216,6 +224,19 @@ def test_a_triton_grpc_client_is_served_by_the_node_its_hints_choose(
     assert status == "StatusCode.INVALID_ARGUMENT" and "x-hubhop-tier" in message
     assert received(cluster["gpu-backend"]) == gpu_before + 2  # the two inferences, no more
     assert received(cluster["entry-backend"]) == entry_before
+
+    # The entry keeps gRPC calls among its decisions, as HTTP ones: Explain finds the infer.
+    with grpc.insecure_channel(cluster["entry"].grpc) as channel:  # type: ignore[attr-defined]
+        explain = hubhop_pb2_grpc.HubhopStub(channel).Explain
+        reply = explain(hubhop_pb2.ExplainRequest(request_id=f"grpc-infer-{variant}"), timeout=10)
+    decision = reply.decision
+    assert (decision.protocol, decision.served_by, decision.backend) == (
+        "kserve_v2_grpc",
+        "gpu",
+        "gpu-demo",
+    )
+    assert list(decision.path) == ["entry", "gpu"] and decision.outcome == "served"
+    assert decision.reason.expected_ms.HasField("total")
 
 
 @pytest.mark.slow
@@ -318,3 +339,26 @@ def test_a_record_keeps_grpc_out_of_what_a_layout_1_reader_checks() -> None:
     old[0] = 1
     old[7][0] = old[7][0][:11]
     assert decode_record(msgpack.packb(old)).grpc_addr == ""
+
+
+def test_a_grpc_call_that_ends_without_an_answer_is_kept_with_its_outcome() -> None:
+    # What Explain and the live view say of a gRPC call that was refused, left, or broke.
+    state = EndpointState(parse_config(node_config("http://127.0.72.99:1"), "a.toml"))
+    state.decisions = DecisionLog()
+    ask = RouteAsk(model=MODEL, lane="standard", tier="any", max_one_way_ms=math.inf)
+    ended = [
+        ("refused-1", grpc.StatusCode.RESOURCE_EXHAUSTED, "over the rate"),
+        ("gone-1", grpc.StatusCode.CANCELLED, "the client went away"),
+        ("broke-1", grpc.StatusCode.INTERNAL, "backend failed"),
+    ]
+    for request_id, code, message in ended:
+        finish(state, GrpcTrace(request_id, "", ask), code, message)
+    kept = {e["request_id"]: e for e in state.decisions.recent(3)}
+    assert {k: e["outcome"] for k, e in kept.items()} == {
+        "refused-1": "refused",
+        "gone-1": "client_gone",
+        "broke-1": "failed",
+    }
+    assert kept["refused-1"]["client"] == "anonymous" and kept["refused-1"]["served_by"] is None
+    assert kept["broke-1"]["error"] == {"code": "internal", "message": "backend failed"}
+    assert kept["gone-1"]["protocol"] == "kserve_v2_grpc" and kept["gone-1"]["tries"] == 0

@@ -60,6 +60,14 @@ async def authorize(context: grpc.aio.ServicerContext, state: EndpointState) -> 
     """The config as this call's client sees it (its token's routing policy), after its token
     and its rate limit are checked; aborts the call (UNAUTHENTICATED, RESOURCE_EXHAUSTED)
     otherwise."""
+    config, _ = await authorize_client(context, state)
+    return config
+
+
+async def authorize_client(
+    context: grpc.aio.ServicerContext, state: EndpointState
+) -> tuple[NodeConfig, str]:
+    """`authorize`, and the client's name: its token's, or "anonymous"."""
     config = state.config
     client: str | None = None  # whose bucket the call draws on; None: no limit applies
     if config.tokens:
@@ -80,7 +88,7 @@ async def authorize(context: grpc.aio.ServicerContext, state: EndpointState) -> 
         if wait > 0.0:
             message, trailing = rate_limited(config, wait)
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message, trailing)
-    return config
+    return config, ANONYMOUS if client is None else client
 
 
 def rate_limited(config: NodeConfig, wait_s: float) -> tuple[str, tuple[tuple[str, str], ...]]:

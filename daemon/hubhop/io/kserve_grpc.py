@@ -35,6 +35,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import NoReturn
@@ -45,6 +46,7 @@ from google.protobuf.message import DecodeError
 
 from hubhop import __version__
 from hubhop.api.inference import grpc_service_pb2 as pb
+from hubhop.core.headers import REQUEST_ID_HEADER
 from hubhop.core.kserve_grpc_config import GRPC_PROTOCOL
 from hubhop.core.local_choice import pick_backend
 from hubhop.core.peer_proof import peer_proof, proof_refusal
@@ -59,7 +61,8 @@ from hubhop.core.routing_hints import (
 from hubhop.core.tiers import LANES
 from hubhop.io.admission_gate import Refused
 from hubhop.io.backend_proxy import HUBHOP_PREFIX, REFUSED_HEADER, BackendPool
-from hubhop.io.grpc_auth import authorize, grpc_status, refuse_while_draining
+from hubhop.io.grpc_auth import authorize_client, grpc_status, refuse_while_draining
+from hubhop.io.grpc_trace import GrpcTrace, finish, request_id_of
 from hubhop.io.kserve_grpc_upstream import SERVICE, Answer, GrpcChannels, serve_here, timeout_s
 from hubhop.io.local_endpoint import EndpointState
 from hubhop.io.peer_tls import read_bytes
@@ -183,7 +186,7 @@ class KServeGrpc:
             return await self._forwarded(method, data, context, metadata, inference)
         if inference:
             await refuse_while_draining(context, self.state)
-        config = await authorize(context, self.state)
+        config, client = await authorize_client(context, self.state)
         try:
             model, _ = parse(data)
         except DecodeError as exc:
@@ -210,7 +213,22 @@ class KServeGrpc:
             await _abort(
                 context, grpc.StatusCode.NOT_FOUND, f"the model '{model}' is not served here"
             )
-        return await self._routed(context, cluster, ask, method, data, deadline, inference)
+        if not inference:
+            return await self._routed(context, cluster, ask, method, data, deadline, inference)
+        trace = GrpcTrace(request_id_of(metadata), client, ask)
+        await context.send_initial_metadata(((REQUEST_ID_HEADER, trace.request_id),))
+        try:
+            answer = await self._routed(
+                context, cluster, ask, method, data, deadline, inference, trace
+            )
+        except asyncio.CancelledError:
+            finish(self.state, trace, grpc.StatusCode.CANCELLED, "the client went away")
+            raise
+        except BaseException:
+            finish(self.state, trace, context.code(), context.details())
+            raise
+        finish(self.state, trace, grpc.StatusCode.OK, None)
+        return answer
 
     def _served_locally(self, model: str, inference: bool) -> str | None:
         """A backend of this node to serve the call with, before any routing: for a metadata
@@ -270,6 +288,7 @@ class KServeGrpc:
         data: bytes,
         deadline: float | None,
         inference: bool,
+        trace: GrpcTrace | None = None,
     ) -> bytes:
         """Decide and try, re-routing on refusal, as the HTTP router does."""
         config = self.state.config
@@ -279,7 +298,10 @@ class KServeGrpc:
         last: tuple[grpc.StatusCode, str] | None = None
         tries = 0
         while tries < config.routing.max_tries:
+            deciding = time.perf_counter()
             route = decide_route(cluster.scorer, ask, GRPC_PROTOCOL, refused)
+            if trace is not None:
+                trace.decided(route, time.perf_counter() - deciding)
             chosen = route.chosen
             if chosen is None:
                 if last is not None:
@@ -315,6 +337,8 @@ class KServeGrpc:
                 if tries > 1:
                     trailing.append((TRIES_HEADER, str(tries)))
                 _answer_with(context, answer, trailing)
+                if trace is not None:
+                    trace.served = True
                 return answer.message
             refused.add(key)
             row = table.row_of(*key)
