@@ -310,6 +310,18 @@ def test_the_live_view_shows_the_cluster_and_marks_a_killed_node_dead(
         CONVERGE_S,
         "the entry knows its latency to both peers",
     )
+    # The map places the peers by their network coordinates once their records carry them.
+    placed = (
+        "Object.fromEntries([...document.querySelectorAll('#map [data-node]')]"
+        ".map((g) => [g.dataset.node, g.dataset.placed]))"
+    )
+    wait_until(
+        lambda: (
+            browser.evaluate(placed) == {ENTRY: "centre", CITY: "coordinates", HUB: "coordinates"}
+        ),
+        CONVERGE_S,
+        "the map places both peers by their coordinates",
+    )
     asks = [
         ("ct-triage", "emergency", "city"),
         ("demo-llm", "standard", "province"),

@@ -423,6 +423,8 @@ class GossipService:
                     http=record.http_addr,
                     backends=[b.name for b in record.backends],
                     models=sorted({m for b in record.backends for m in b.models}),
+                    # Its Vivaldi coordinate (ms of round trip): where a map places it.
+                    coordinate=None if record.coordinate is None else list(record.coordinate),
                 )
             out.append(entry)
         return out

@@ -304,9 +304,19 @@
     map.append(svg("circle", { class: "ring outer", r: ANY_RADIUS }));
     map.append(svg("text", { class: "ring-label", x: 4, y: -ANY_RADIUS - 4 }, "any"));
     const others = all.filter((n) => !n.self);
+    const here = all.find((n) => n.self);
     others.forEach((n, i) => {
-      const angle = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, others.length) + Math.PI / 5;
+      // Bearing from the two first Vivaldi dimensions (a map of the network as measured),
+      // distance by the one-way latency on the tier rings; spread evenly until both have one.
+      const mine = here && here.member.coordinate;
+      const theirs = n.member.coordinate;
+      const placed = mine && theirs && mine.length > 1 && theirs.length > 1 &&
+        (theirs[0] !== mine[0] || theirs[1] !== mine[1]);
+      const angle = placed
+        ? Math.atan2(theirs[1] - mine[1], theirs[0] - mine[0])
+        : -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, others.length) + Math.PI / 5;
       const r = radiusOf(n.oneWay);
+      n.placed = placed ? "coordinates" : "spread";
       n.x = r * Math.cos(angle);
       n.y = r * Math.sin(angle);
       map.append(svg("line", { class: "spoke", x1: 0, y1: 0, x2: n.x, y2: n.y }));
@@ -324,6 +334,7 @@
     const g = svg("g", {
       "data-node": n.name,
       "data-state": n.state,
+      "data-placed": n.placed || "centre",
       transform: `translate(${num(n.x, 1)} ${num(n.y, 1)})`,
     });
     const title = svg("title", {}, `${n.name}: ${n.state}`);

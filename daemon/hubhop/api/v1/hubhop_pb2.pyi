@@ -101,7 +101,7 @@ class MembersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("name", "addr", "state", "incarnation", "record_version", "role", "region", "city", "http", "backends", "models")
+    __slots__ = ("name", "addr", "state", "incarnation", "record_version", "role", "region", "city", "http", "backends", "models", "coordinate")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADDR_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class Member(_message.Message):
     HTTP_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    COORDINATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     addr: str
     state: str
@@ -124,7 +125,8 @@ class Member(_message.Message):
     http: str
     backends: _containers.RepeatedScalarFieldContainer[str]
     models: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., addr: _Optional[str] = ..., state: _Optional[str] = ..., incarnation: _Optional[int] = ..., record_version: _Optional[int] = ..., role: _Optional[str] = ..., region: _Optional[str] = ..., city: _Optional[str] = ..., http: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+    coordinate: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., addr: _Optional[str] = ..., state: _Optional[str] = ..., incarnation: _Optional[int] = ..., record_version: _Optional[int] = ..., role: _Optional[str] = ..., region: _Optional[str] = ..., city: _Optional[str] = ..., http: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[str]] = ..., coordinate: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class MembersReply(_message.Message):
     __slots__ = ("node", "gossip", "members")
