@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from hubhop.app import Node
 from hubhop.core.client_tokens import token_digest
@@ -193,11 +194,24 @@ async def test_a_streamed_kserve_body_over_the_limit_is_413_and_never_reaches_it
     assert recorder[0].whole[seen:] == []
 
 
+async def turned_away(session: aiohttp.ClientSession, node: str, reason: str) -> float:
+    """hubhop_turned_away_requests_total{reason} as the node's /metrics says now."""
+    async with session.get(f"{node}/metrics", headers=bearer(CHAT)) as answer:
+        text = await answer.text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            wanted = sample.name == "hubhop_turned_away_requests_total"
+            if wanted and sample.labels.get("reason") == reason:
+                return float(sample.value)
+    return 0.0
+
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_over_its_rate_a_client_gets_429_with_retry_after_and_nothing_goes_on(
     recorder: tuple[Recorder, str], guarded: str, session: aiohttp.ClientSession
 ) -> None:
     seen = len(recorder[0].started)
+    turned_away_before = await turned_away(session, guarded, "rate_limited")
     answers: list[tuple[int, str | None, Any]] = []
     for _ in range(3):  # a burst of 2, then one token every 2 s
         async with session.post(f"{guarded}{CHAT_PATH}", data=chat(), headers=bearer(METERED)) as a:
@@ -206,6 +220,8 @@ async def test_over_its_rate_a_client_gets_429_with_retry_after_and_nothing_goes
     _, retry_after, error = answers[2]
     assert retry_after == "2" and error["error"]["type"] == "rate_limit_error", error
     assert len(recorder[0].started) - seen == 2
+    # /metrics counts it apart from the requests that were routed.
+    assert await turned_away(session, guarded, "rate_limited") == turned_away_before + 1
     # Another client is not held back by that one's limit.
     async with session.post(f"{guarded}{CHAT_PATH}", data=chat(), headers=bearer(CHAT)) as a:
         assert a.status == 200

@@ -161,16 +161,21 @@ async def errors_and_request_ids(request: web.Request, handler: Handler) -> web.
         state = _state(request)
         config = state.config
         client: str | None = None  # whom a rate limit counts this request against; None: nobody
-        if config.tokens:
-            request, client = _with_client_token(request, config)
-        else:
-            request[CLIENT_CONFIG] = config
-            if config.routing.rate_limit.limited and _from_a_client(request):
-                client = ANONYMOUS
-        if client is not None:
-            wait = state.rate_wait(client)
-            if wait > 0.0:
-                raise _rate_limited(request, wait)
+        try:
+            if config.tokens:
+                request, client = _with_client_token(request, config)
+            else:
+                request[CLIENT_CONFIG] = config
+                if config.routing.rate_limit.limited and _from_a_client(request):
+                    client = ANONYMOUS
+            if client is not None:
+                wait = state.rate_wait(client)
+                if wait > 0.0:
+                    raise _rate_limited(request, wait)
+        except ApiError as exc:  # turned away at the door: counted apart from routed requests
+            if state.metrics is not None and exc.code is not None:
+                state.metrics.count_turned_away(exc.code)
+            raise
         return await handler(request)
     except ApiError as exc:
         headers.update(exc.headers)

@@ -102,6 +102,10 @@ class LoopHistogram:
         return out
 
 
+# Why a request was turned away at the door (hubhop.io.local_endpoint's middleware).
+TURNED_AWAY_REASONS = ("unauthorized", "rate_limited")
+
+
 class NodeMetrics(Collector):
     """One node's metrics: the request-path hooks and the registry a scrape reads."""
 
@@ -109,6 +113,8 @@ class NodeMetrics(Collector):
         self.registry = CollectorRegistry()
         self.requests: dict[tuple[str, str, str], int] = {}
         self.forwarded: dict[tuple[str, str], int] = {}
+        # Requests turned away before any handler read them: by why (a closed set).
+        self.turned_away: dict[str, int] = {}
         self.decision_seconds = LoopHistogram(DECISION_BUCKETS_S)
         self.added_seconds = LoopHistogram(ADDED_BUCKETS_S)
         self.rtt_seconds = {role: LoopHistogram(RTT_BUCKETS_S) for role in (*ROLES, UNKNOWN)}
@@ -124,6 +130,11 @@ class NodeMetrics(Collector):
         so anything but a known lane is counted as unknown."""
         key = (lane if lane in LANES else UNKNOWN, outcome)
         self.forwarded[key] = self.forwarded.get(key, 0) + 1
+
+    def count_turned_away(self, reason: str) -> None:
+        """One request refused at the door (TURNED_AWAY_REASONS), before it was read or routed."""
+        reason = reason if reason in TURNED_AWAY_REASONS else UNKNOWN
+        self.turned_away[reason] = self.turned_away.get(reason, 0) + 1
 
     def watch_node(
         self,
@@ -175,6 +186,15 @@ class NodeMetrics(Collector):
         for pair, count in sorted(self.forwarded.items()):
             forwarded.add_metric(pair, count)
         yield forwarded
+        turned_away = CounterMetricFamily(
+            "hubhop_turned_away_requests",
+            "Requests refused before they were read or routed (no valid token, over the client's"
+            " rate), by reason; not in hubhop_requests_total.",
+            labels=("reason",),
+        )
+        for reason, count in sorted(self.turned_away.items()):
+            turned_away.add_metric((reason,), count)
+        yield turned_away
         yield _histogram(
             "hubhop_route_decision_seconds",
             "Time spent deciding a request's route (every decision, re-routes included).",
