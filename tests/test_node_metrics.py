@@ -299,3 +299,12 @@ def test_the_request_log_switch_must_be_a_boolean() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, "metrics.toml")
     assert "metrics.toml: log.requests:" in str(caught.value)
+
+
+def test_keeping_recent_decisions_can_be_turned_off_and_is_bounded() -> None:
+    base = node_config("http://127.0.60.101:9000")
+    assert parse_config(base, "a.toml").log.recent_decisions == 1000
+    assert parse_config(base + "[log]\nrecent_decisions = 0\n", "a.toml").log.recent_decisions == 0
+    with pytest.raises(ConfigError) as caught:
+        parse_config(base + "[log]\nrecent_decisions = -1\n", "a.toml")
+    assert "log.recent_decisions" in str(caught.value)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hubhop.io.decision_log import DecisionLog
+from hubhop.io.decision_log import REASON_NOT_KEPT, DecisionLog
 from hubhop.io.table_watch import TableWatch
 
 # A change is compared every interval; the tests wait for each event at most this long.
@@ -36,6 +36,27 @@ def test_the_log_keeps_the_newest_entries_and_finds_them_by_request_id() -> None
     assert heard == ["r0", "r1", "r2", "r3", "r4", "r3"]
     with pytest.raises(ValueError):
         DecisionLog(capacity=0)
+
+
+def test_entries_and_reasons_are_worked_out_when_read_and_old_reasons_are_let_go() -> None:
+    built: list[str] = []
+
+    def later(request_id: str) -> Any:
+        def build() -> dict[str, Any]:
+            built.append(request_id)
+            return entry(request_id)
+
+        return build
+
+    log = DecisionLog(capacity=10, reason_window=2)
+    for n in range(4):
+        log.record_later(f"r{n}", later(f"r{n}"), lambda n=n: {"why": n})
+    assert built == []  # nothing built on the request path
+    assert log.get("r3") == {**entry("r3"), "reason": {"why": 3}}
+    assert log.get("r3") is log.get("r3") and built == ["r3"]  # built once, then kept
+    # r0 and r1 fell out of the reason window: where they went is kept, why is not.
+    assert log.get("r0")["reason"] == REASON_NOT_KEPT  # type: ignore[index]
+    assert log.get("r2")["reason"] == {"why": 2}  # type: ignore[index]
 
 
 class View:

@@ -73,6 +73,8 @@ def restart_only_changes(old: NodeConfig, new: NodeConfig) -> list[str]:
     changed = []
     if old.node.name != new.node.name:
         changed.append("node.name")
+    if old.log.recent_decisions != new.log.recent_decisions:
+        changed.append("log.recent_decisions")
     if old.http.listen != new.http.listen:
         changed.append("http.listen")
     if old.http.max_connections_per_backend != new.http.max_connections_per_backend:
@@ -128,7 +130,8 @@ class Node:
         self.health = BackendHealth(self.config, self.state.gate)
         self.metrics = self.state.metrics = NodeMetrics()  # its own registry: GET /metrics
         # The recent decisions (Explain, /ui) and the live feed of table, members and decisions.
-        self.state.decisions = DecisionLog()
+        keep = self.config.log.recent_decisions
+        self.state.decisions = DecisionLog(keep) if keep else None
         self.state.watch = TableWatch(
             self.config.node.name, partial(watched_view, self.state), self.state.decisions
         )

@@ -208,6 +208,10 @@ class LogSettings:
     # CPU on every request, and who asked for which model when is itself metadata a site
     # chooses to keep. An operator who must answer "why did this go there" turns it on.
     requests: bool = False
+    # Recent decisions kept for Explain and the live view (hubhop.io.decision_log): the last
+    # minutes of a busy edge node, about 1 MB. 0 keeps none, for the last few microseconds a
+    # request on a node nobody inspects. Read at start.
+    recent_decisions: int = 1000
 
 
 @dataclass(frozen=True)
@@ -331,6 +335,9 @@ def _build(root: _Table) -> NodeConfig | None:
     log = LogSettings(
         level=log_t.choice("level", LOG_LEVELS, default=LogSettings.level),
         requests=log_t.boolean("requests", LogSettings.requests),
+        recent_decisions=log_t.integer(
+            "recent_decisions", LogSettings.recent_decisions, lo=0, hi=1_000_000
+        ),
     )
     log_t.finish()
 

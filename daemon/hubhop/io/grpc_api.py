@@ -136,10 +136,16 @@ class HubhopServicer(pb_grpc.HubhopServicer):
                 "request_id: give the x-request-id of a request that entered at this node",
             )
         log = self.state.decisions
-        entry = None if log is None else log.get(request_id)
         me = self.state.config.node.name
+        if log is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"node {me} keeps no decisions ([log] recent_decisions = 0)",
+            )
+            raise AssertionError("grpc.aio's abort returned")  # pragma: no cover
+        entry = log.get(request_id)
         if entry is None:
-            kept = "recent decisions" if log is None else f"{log.capacity} most recent decisions"
+            kept = f"{log.capacity} most recent decisions"
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
                 f"node {me} holds no decision for request {request_id!r}: it entered at "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import grpc
@@ -117,8 +118,11 @@ def finish(
             "decision": round(trace.decision_s * 1000.0, 3),
             "total": round((time.perf_counter() - trace.started) * 1000.0, 3),
         },
-        "reason": None if route is None else decision_reason(route),
     }
     if not served and message:
         entry["error"] = {"code": None if code is None else code.name.lower(), "message": message}
-    state.decisions.record(entry)
+    if route is None:
+        entry["reason"] = None
+        state.decisions.record(entry)
+    else:  # worked out when read (hubhop.io.decision_log)
+        state.decisions.record(entry, partial(decision_reason, route))

@@ -22,7 +22,7 @@ Rules:
   so the decision is let go of before the answer streams, as the router wants.
 - Every request that entered here leaves its audit line in the node's decision log (the recent
   decisions: gRPC's Explain, the live view), and with `[log] requests` in the request log too;
-  keeping the line means keeping each decision's reason, a few microseconds a request.
+  the decision's reason in the decision log is worked out when it is read, not per request.
 - Added latency is server-timing's `route` on the entry's answer (hubhop.io.node_metrics
   says what it spans); decision time is every decision's, re-routes included.
 """
@@ -33,6 +33,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -71,8 +73,15 @@ class RequestTrace:
     """What the router tells about one request while it routes it."""
 
     __slots__ = (
-        "ask", "audit", "decision_s", "decisions", "decisions_log", "logged", "reason",
-        "request_id", "started",
+        "ask",
+        "audit",
+        "decision_s",
+        "decisions",
+        "decisions_log",
+        "logged",
+        "request_id",
+        "route",
+        "started",
     )  # fmt: skip
 
     def __init__(self, started: float, audit: bool) -> None:
@@ -81,7 +90,10 @@ class RequestTrace:
         self.ask: RouteAsk | None = None
         self.decision_s = 0.0
         self.decisions = 0
-        self.reason: dict[str, Any] | None = None
+        # The last decision, for its reason: worked out only when someone reads it (the request
+        # log at once; the decision log when Explain or the live view asks), since listing the
+        # alternates and rejections costs far more than deciding did.
+        self.route: Route | None = None
         self.request_id = ""  # kept for the audit line only
         self.decisions_log: DecisionLog | None = None  # where the audit line is kept
         self.logged = False  # the audit line is also written to the request log
@@ -91,7 +103,7 @@ class RequestTrace:
         self.decision_s += seconds
         self.decisions += 1
         if self.audit:
-            self.reason = decision_reason(route)
+            self.route = route
 
 
 TRACE = web.RequestKey("hubhop_trace", RequestTrace)
@@ -184,11 +196,111 @@ def _finish(
         else:
             metrics.added_seconds.observe(route_ms / 1000.0)
     if trace.audit:
-        line = audit_line(config(), request, trace, outcome, status, response, error)
-        if trace.decisions_log is not None:
-            trace.decisions_log.record(line)
+        facts = _Facts.of(config().node.name, request, trace, outcome, status, response, error)
+        route, trace.route = trace.route, None
         if trace.logged:
+            line = facts.line()
+            line["reason"] = None if route is None else decision_reason(route)
             REQUEST_LOG.info(line)
+        if trace.decisions_log is not None:
+            if route is None:  # it ended before a decision: its line says so
+                trace.decisions_log.record_later(trace.request_id, facts.undecided_line, None)
+            else:
+                reason = partial(decision_reason, route)
+                trace.decisions_log.record_later(trace.request_id, facts.line, reason)
+
+
+# What the audit line reads of an answer's headers, in this order (_Facts.answer).
+_ANSWER_HEADERS = (
+    TIER_HEADER, SPILLED_HEADER, "x-hubhop-node", "x-hubhop-backend", "x-hubhop-path",
+    TRIES_HEADER, HEDGED_HEADER, SERVER_TIMING,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What one request's audit line says, taken at its end in a few microseconds: strings and
+    numbers only, so keeping it (the decision log) holds no request, answer or decision. The
+    line itself is built when someone reads it."""
+
+    node: str
+    request_id: str
+    client: str
+    kserve: bool
+    ask: RouteAsk | None
+    outcome: str
+    status: int | None
+    answered: bool
+    answer: tuple[str | None, ...]  # _ANSWER_HEADERS' values
+    decision_ms: float | None
+    total_ms: float
+    ended: float  # time.time()
+    error: tuple[str | None, str] | None  # (code, message)
+
+    @classmethod
+    def of(
+        cls,
+        node: str,
+        request: web.Request,
+        trace: RequestTrace,
+        outcome: str,
+        status: int | None,
+        response: web.StreamResponse | None,
+        error: ApiError | None,
+    ) -> _Facts:
+        headers = response.headers if response is not None else None
+        return cls(
+            node,
+            trace.request_id,
+            request.get(CLIENT_NAME, ANONYMOUS),
+            is_kserve_path(request.path),
+            trace.ask,
+            outcome,
+            status,
+            response is not None,
+            () if headers is None else tuple(headers.get(h) for h in _ANSWER_HEADERS),
+            round(trace.decision_s * 1000.0, 3) if trace.decisions else None,
+            round((time.perf_counter() - trace.started) * 1000.0, 3),
+            time.time(),
+            None if error is None else (error.code, error.message),
+        )
+
+    def line(self) -> dict[str, Any]:
+        """The audit log's line for the request (hubhop.io.request_log), without its reason."""
+        ask = self.ask
+        tier, spilled, node, backend, path, tries, hedged, timing = self.answer or (None,) * 8
+        times = {k: float(v) for k, v in SERVER_TIMING_ENTRY.findall(timing or "")}
+        if self.decision_ms is not None:
+            times["decision"] = self.decision_ms
+        times["total"] = self.total_ms
+        line: dict[str, Any] = {
+            "ts": utc_stamp(self.ended),  # when it ended: the decision log's entries say when
+            "event": "request",
+            "node": self.node,
+            "request_id": self.request_id,
+            "client": self.client,
+            "protocol": "kserve_v2" if self.kserve else "openai",
+            "model": None if ask is None else ask.model,
+            "lane": None if ask is None else ask.lane,
+            "tier_asked": None if ask is None else ask.tier,
+            "tier_served": tier,
+            "spilled": spilled is not None,
+            "served_by": node,
+            "backend": backend,
+            "path": path.split(">") if path else None,
+            "tries": int(tries or ("1" if self.answered else "0")),
+            "hedged": hedged,
+            "outcome": self.outcome,
+            "status": self.status,
+            "ms": times,
+        }
+        if self.error is not None:
+            line["error"] = {"code": self.error[0], "message": self.error[1]}
+        return line
+
+    def undecided_line(self) -> dict[str, Any]:
+        """The line of a request that ended before any decision: no reason to give."""
+        return {**self.line(), "reason": None}
 
 
 def audit_line(
@@ -200,36 +312,5 @@ def audit_line(
     response: web.StreamResponse | None,
     error: ApiError | None,
 ) -> dict[str, Any]:
-    """The audit log's line for one request that entered here (hubhop.io.request_log)."""
-    ask = trace.ask
-    answer = response.headers if response is not None else {}
-    path = answer.get("x-hubhop-path")
-    times = {k: float(v) for k, v in SERVER_TIMING_ENTRY.findall(answer.get(SERVER_TIMING, ""))}
-    if trace.decisions:
-        times["decision"] = round(trace.decision_s * 1000.0, 3)
-    times["total"] = round((time.perf_counter() - trace.started) * 1000.0, 3)
-    line: dict[str, Any] = {
-        "ts": utc_stamp(time.time()),  # when it ended: the decision log's entries say when
-        "event": "request",
-        "node": config.node.name,
-        "request_id": trace.request_id,
-        "client": request.get(CLIENT_NAME, ANONYMOUS),
-        "protocol": "kserve_v2" if is_kserve_path(request.path) else "openai",
-        "model": None if ask is None else ask.model,
-        "lane": None if ask is None else ask.lane,
-        "tier_asked": None if ask is None else ask.tier,
-        "tier_served": answer.get(TIER_HEADER),
-        "spilled": SPILLED_HEADER in answer,
-        "served_by": answer.get("x-hubhop-node"),
-        "backend": answer.get("x-hubhop-backend"),
-        "path": path.split(">") if path else None,
-        "tries": int(answer.get(TRIES_HEADER, "1" if response is not None else "0")),
-        "hedged": answer.get(HEDGED_HEADER),
-        "outcome": outcome,
-        "status": status,
-        "ms": times,
-        "reason": trace.reason,
-    }
-    if error is not None:
-        line["error"] = {"code": error.code, "message": error.message}
-    return line
+    """The audit log's line for one request that entered here, without its reason."""
+    return _Facts.of(config.node.name, request, trace, outcome, status, response, error).line()
