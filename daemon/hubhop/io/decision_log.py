@@ -2,7 +2,7 @@
 
 `Explain` (gRPC) answers "why did request X go where it went" from here, and the live view
 (`/ui`) shows the newest. Each entry is the audit line of one request (hubhop.io.request_trace
-`audit_line`): what it asked, where it was served and by which path, its times, and the
+`AuditFacts`): what it asked, where it was served and by which path, its times, and the
 decision's reason (expected network, queue and service time, the runners-up, the nearest
 rejected candidates and why).
 

@@ -12,24 +12,28 @@ Rules:
   tier); otherwise by its status: NOT_FOUND and a decision that chose nothing `no_route`,
   RESOURCE_EXHAUSTED `refused`, INVALID_ARGUMENT, PERMISSION_DENIED and UNAUTHENTICATED
   `rejected`, a cancelled call `client_gone`, the rest `failed`.
-- The entry has the audit line's shape (hubhop.io.request_trace `audit_line`), with protocol
-  `kserve_v2_grpc`, `status` left out (an HTTP status) and `grpc_status` instead.
+- The entry is an HTTP request's (hubhop.io.request_trace `AuditFacts`, kept the same way), with
+  protocol `kserve_v2_grpc`, no HTTP `status` and `grpc_status` instead.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
 
 import grpc
 
 from hubhop.core.headers import valid_request_id
 from hubhop.core.kserve_grpc_config import GRPC_PROTOCOL
-from hubhop.core.routing_hints import RouteAsk
+from hubhop.core.routing_hints import TIER_HEADER, RouteAsk
 from hubhop.io.local_endpoint import EndpointState, new_request_id
-from hubhop.io.request_log import decision_reason, utc_stamp
+from hubhop.io.request_router import TRIES_HEADER
+from hubhop.io.request_trace import (
+    ANONYMOUS,
+    SPILLED_HEADER,
+    AuditFacts,
+    keep,
+)
 from hubhop.scoring.route import Route
 
 _OUTCOME_OF_CODE = {
@@ -65,10 +69,6 @@ class GrpcTrace:
         self.tries += 1 if route.chosen is not None else 0
 
 
-def _path(me: str, node: str) -> list[str]:
-    return [me] if node == me else [me, node]  # no relays for gRPC: the entry calls the node
-
-
 def finish(
     state: EndpointState,
     trace: GrpcTrace,
@@ -93,36 +93,34 @@ def finish(
             state.metrics.decision_seconds.observe(trace.decision_s)
     if state.decisions is None:
         return
-    me = state.config.node.name
     served = trace.served and chosen is not None
-    entry: dict[str, Any] = {
-        "ts": utc_stamp(time.time()),
-        "event": "request",
-        "node": me,
-        "request_id": trace.request_id,
-        "client": trace.client or "anonymous",
-        "protocol": GRPC_PROTOCOL,
-        "model": ask.model,
-        "lane": ask.lane,
-        "tier_asked": ask.tier,
-        "tier_served": route.tier if served and route is not None else None,
-        "spilled": bool(served and route is not None and route.spilled),
-        "served_by": chosen.node if served and chosen is not None else None,
-        "backend": chosen.backend if served and chosen is not None else None,
-        "path": _path(me, chosen.node) if served and chosen is not None else None,
-        "tries": trace.tries,
-        "hedged": None,
-        "outcome": outcome,
-        "grpc_status": "OK" if served else (None if code is None else code.name),
-        "ms": {
-            "decision": round(trace.decision_s * 1000.0, 3),
-            "total": round((time.perf_counter() - trace.started) * 1000.0, 3),
-        },
-    }
-    if not served and message:
-        entry["error"] = {"code": None if code is None else code.name.lower(), "message": message}
-    if route is None:
-        entry["reason"] = None
-        state.decisions.record(entry)
-    else:  # worked out when read (hubhop.io.decision_log)
-        state.decisions.record(entry, partial(decision_reason, route))
+    answer: dict[str, str] = {TRIES_HEADER: str(trace.tries)}
+    if served and route is not None and chosen is not None:
+        me = state.config.node.name
+        answer["x-hubhop-node"], answer["x-hubhop-backend"] = chosen.node, chosen.backend
+        # No relays for gRPC: the entry calls the serving node itself.
+        answer["x-hubhop-path"] = me if chosen.node == me else f"{me}>{chosen.node}"
+        answer[TIER_HEADER] = route.tier
+        if route.spilled:
+            answer[SPILLED_HEADER] = "1"
+    facts = AuditFacts(
+        node=state.config.node.name,
+        request_id=trace.request_id,
+        client=trace.client or ANONYMOUS,
+        protocol=GRPC_PROTOCOL,
+        ask=ask,
+        outcome=outcome,
+        status=None,
+        answered=served,
+        answer=answer,
+        decision_ms=round(trace.decision_s * 1000.0, 3),
+        total_ms=round((time.perf_counter() - trace.started) * 1000.0, 3),
+        ended=time.time(),
+        error=None if served or not message else (_code_name(code), message),
+        grpc_status="OK" if served else (None if code is None else code.name),
+    )
+    keep(state.decisions, facts, route)
+
+
+def _code_name(code: grpc.StatusCode | None) -> str | None:
+    return None if code is None else code.name.lower()

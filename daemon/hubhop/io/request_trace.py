@@ -196,25 +196,21 @@ def _finish(
         else:
             metrics.added_seconds.observe(route_ms / 1000.0)
     if trace.audit:
-        facts = _Facts.of(config().node.name, request, trace, outcome, status, response, error)
+        facts = AuditFacts.of(config().node.name, request, trace, outcome, status, response, error)
         route, trace.route = trace.route, None
         if trace.logged:
             line = facts.line()
             line["reason"] = None if route is None else decision_reason(route)
             REQUEST_LOG.info(line)
         if trace.decisions_log is not None:
-            if route is None:  # it ended before a decision: its line says so
-                trace.decisions_log.record_later(trace.request_id, facts.undecided_line, None)
-            else:
-                reason = partial(decision_reason, route)
-                trace.decisions_log.record_later(trace.request_id, facts.line, reason)
+            keep(trace.decisions_log, facts, route)
 
 
 _NO_HEADERS: Mapping[str, str] = {}
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs microseconds more
-class _Facts:
+class AuditFacts:
     """What one request's audit line says, taken at its end in a microsecond or two: strings,
     numbers and the answer's finished headers, so keeping it (the decision log) holds no
     request, connection or decision. The line itself is built when someone reads it."""
@@ -222,7 +218,7 @@ class _Facts:
     node: str
     request_id: str
     client: str
-    kserve: bool
+    protocol: str
     ask: RouteAsk | None
     outcome: str
     status: int | None
@@ -232,6 +228,7 @@ class _Facts:
     total_ms: float
     ended: float  # time.time()
     error: tuple[str | None, str] | None  # (code, message)
+    grpc_status: str | None = None  # a gRPC call's status name (its `status` is HTTP's)
 
     @classmethod
     def of(
@@ -243,12 +240,12 @@ class _Facts:
         status: int | None,
         response: web.StreamResponse | None,
         error: ApiError | None,
-    ) -> _Facts:
+    ) -> AuditFacts:
         return cls(
             node,
             trace.request_id,
             request.get(CLIENT_NAME, ANONYMOUS),
-            is_kserve_path(request.path),
+            "kserve_v2" if is_kserve_path(request.path) else "openai",
             trace.ask,
             outcome,
             status,
@@ -274,7 +271,7 @@ class _Facts:
             "node": self.node,
             "request_id": self.request_id,
             "client": self.client,
-            "protocol": "kserve_v2" if self.kserve else "openai",
+            "protocol": self.protocol,
             "model": None if ask is None else ask.model,
             "lane": None if ask is None else ask.lane,
             "tier_asked": None if ask is None else ask.tier,
@@ -289,6 +286,8 @@ class _Facts:
             "status": self.status,
             "ms": times,
         }
+        if self.grpc_status is not None:
+            line["grpc_status"] = self.grpc_status
         if self.error is not None:
             line["error"] = {"code": self.error[0], "message": self.error[1]}
         return line
@@ -298,14 +297,9 @@ class _Facts:
         return {**self.line(), "reason": None}
 
 
-def audit_line(
-    config: NodeConfig,
-    request: web.Request,
-    trace: RequestTrace,
-    outcome: str,
-    status: int | None,
-    response: web.StreamResponse | None,
-    error: ApiError | None,
-) -> dict[str, Any]:
-    """The audit log's line for one request that entered here, without its reason."""
-    return _Facts.of(config.node.name, request, trace, outcome, status, response, error).line()
+def keep(log: DecisionLog, facts: AuditFacts, route: Route | None) -> None:
+    """Keep a request in the decision log: its line and its decision's reason built when read."""
+    if route is None:  # it ended before a decision: its line says so
+        log.record_later(facts.request_id, facts.undecided_line, None)
+    else:
+        log.record_later(facts.request_id, facts.line, partial(decision_reason, route))
